@@ -1,0 +1,1 @@
+"""The four P2P services, one package each."""

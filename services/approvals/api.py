@@ -1,0 +1,5 @@
+"""HTTP routes of the approvals service: parse, authorise, call a handler, shape the response."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

