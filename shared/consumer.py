@@ -116,8 +116,9 @@ class ConsumerRunner:
                         pg_insert(inbox)
                         .values(consumer=self.name, event_id=envelope.id, event_type=envelope.type)
                         .on_conflict_do_nothing()
-                    ).rowcount
-                    if not inserted:
+                        .returning(inbox.c.event_id)
+                    ).first()
+                    if inserted is None:
                         return "duplicate", "", attempt
                     handler(session, event, envelope)
                 return "processed", "", attempt
