@@ -65,5 +65,23 @@ def serve(
     )
 
 
+@app.command()
+def asyncapi(
+    write: Annotated[bool, typer.Option(help="Write shared/contracts/asyncapi.yaml")] = False,
+) -> None:
+    """Print (or write) the AsyncAPI 3.0 document generated from the event contracts."""
+    from pathlib import Path
+
+    from shared.asyncapi import render
+
+    text = render()
+    if write:
+        target = Path(__file__).resolve().parents[1] / "contracts" / "asyncapi.yaml"
+        target.write_text(text)
+        typer.echo(f"wrote {target}", err=True)
+    else:
+        typer.echo(text)
+
+
 if __name__ == "__main__":
     app()
