@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -118,7 +119,12 @@ def run_up(state_dir: str | None = None, ui: bool = True) -> int:
 
         elapsed = time.monotonic() - started
         _print_urls(settings, env, ui, elapsed)
-        _watch(stack)
+        def recreate_topics() -> None:
+            wait_for(lambda: port_open(settings.kafka_port), 20, "the Kafka broker")
+            wait_for(lambda: create_topics(kafka_settings) is not None, 30, "topic creation",
+                     interval=0.5)
+
+        _watch(stack, {"kafka": recreate_topics})
         return 0
     except _Stop as stop:
         console.print(f"\n{stop.args[0]}: stopping…")
@@ -161,12 +167,28 @@ def _print_urls(settings: Settings, env: dict[str, str], ui: bool, elapsed: floa
     console.print(table)
 
 
-def _watch(stack: Stack) -> None:
-    """Block until a signal; report a child that dies."""
-    reported: set[str] = set()
+def _watch(stack: Stack, after_restart: dict[str, Callable[[], None]]) -> None:
+    """Block until a signal, restarting any child that dies (a service killed by the OOM killer
+    or by `kill -9` comes back on its own; its outbox and inbox make the restart lossless)."""
+    restarts: dict[str, list[float]] = {}
     stop = threading.Event()
-    while not stop.wait(1.0):
+    while not stop.wait(0.5):
         for p in stack.processes:
-            if not p.alive() and p.name not in reported:
-                reported.add(p.name)
-                console.print(f"[red]{p.name} exited (code {p.proc.returncode})[/]; see its log")
+            if p.alive():
+                continue
+            recent = [t for t in restarts.get(p.name, []) if time.monotonic() - t < 60]
+            if len(recent) >= 5:
+                if len(recent) == 5:
+                    console.print(f"[red]{p.name} keeps exiting; giving up on it[/] (see its log)")
+                    recent.append(time.monotonic())
+                    restarts[p.name] = recent
+                continue
+            console.print(f"[yellow]{p.name} exited (code {p.proc.returncode}); restarting[/]")
+            recent.append(time.monotonic())
+            restarts[p.name] = recent
+            p.start()
+            if p.name in after_restart:
+                try:
+                    after_restart[p.name]()
+                except StackError as exc:
+                    console.print(f"[red]{exc}[/]")

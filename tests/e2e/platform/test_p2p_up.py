@@ -11,6 +11,7 @@ import pytest
 
 from shared.devstack import SERVICES
 from tests.e2e.stackproc import start_up, wait_ready
+from tests.support.poll import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -48,6 +49,22 @@ def test_up_starts_everything_ready_and_sigterm_leaves_no_process(tmp_path):
                     if str(up.state_dir / "postgres") in " ".join(p.info["cmdline"] or [])]
         assert postgres, "embedded PostgreSQL is not running from the state dir"
         print(f"p2p up ready after {ready_after:.1f}s")
+
+        # A service killed with -9 is restarted by `p2p up` and becomes ready again.
+        matching = [p for p in tree if "matching" in " ".join(p.cmdline())]
+        assert len(matching) == 1
+        matching[0].kill()
+        matching[0].wait(10)
+
+        def back() -> bool:
+            try:
+                return httpx.get(f"{up.url('matching')}/readyz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(back, 60, interval=0.2, message="matching restarted and ready")
+        assert "matching exited" in up.output()
+        tree = up.descendants()
     finally:
         code = up.terminate()
     assert code == 0, up.output()[-3000:]
