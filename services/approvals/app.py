@@ -1,13 +1,20 @@
 """App factory of the approvals service; `uvicorn services.approvals.app:create_app --factory`."""
 
+from __future__ import annotations
+
+import socket
 from pathlib import Path
 
 from fastapi import FastAPI
 from temporalio.client import Client
 
 from services.approvals.api import router
-from shared.settings import Settings
+from services.approvals.handlers import ApprovalService
+from services.approvals.worker import start_worker, stop_worker
+from shared.consumer import Subscription
+from shared.contracts.requisitions import RequisitionCancelled, RequisitionSubmitted
 from shared.service import ServiceRuntime, create_service_app
+from shared.settings import Settings
 
 SERVICE = "approvals"
 
@@ -18,8 +25,6 @@ async def connect_temporal(runtime: ServiceRuntime) -> None:
     runtime.extras["temporal"] = client
 
     def temporal_reachable() -> None:
-        import socket
-
         host, _, port = settings.temporal_address.rpartition(":")
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=2):
             pass
@@ -28,11 +33,20 @@ async def connect_temporal(runtime: ServiceRuntime) -> None:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    service = ApprovalService()
     return create_service_app(
         SERVICE,
         settings=settings,
         migrations_dir=Path(__file__).parent / "migrations",
         routers=[router],
-        subscriptions={},
-        on_start=[connect_temporal],
+        subscriptions={
+            "approvals.requisitions": Subscription({
+                RequisitionSubmitted.ce_type: service.on_submitted,
+                RequisitionCancelled.ce_type: service.on_cancelled,
+            }),
+        },
+        on_start=[connect_temporal, service.bind, service.seed_policy, start_worker],
+        on_stop=[stop_worker],
+        description="Approval policy and org directory, Temporal approval workflows, inbox, "
+                    "delegation and SLA escalation.",
     )
