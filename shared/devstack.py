@@ -238,3 +238,71 @@ class Stack:
             p.stop()
         if self.postgres is not None:
             self.postgres.stop()
+
+
+# -- `p2p up` as a subprocess (tests, benchmarks) ----------------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class UpProcess:
+    """A `p2p up` child on free ports with its own state dir."""
+
+    proc: subprocess.Popen
+    ports: dict[str, int]
+    state_dir: Path
+    log: Path
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.ports['kafka']}"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def descendants(self) -> list:
+        import psutil
+
+        try:
+            return psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise StackError(f"p2p up exited with {self.proc.returncode}:\n{self.output()[-3000:]}")
+            return "P2P is up" in self.output()
+
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if time.monotonic() > deadline:
+                raise StackError(f"p2p up not ready within {timeout}s:\n{self.output()[-3000:]}")
+            time.sleep(0.2)
+
+    def terminate(self, timeout: float = 60) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+
+def start_up(state_dir: Path, extra_env: dict[str, str] | None = None, ui: bool = False) -> UpProcess:
+    """Run `p2p up` as a subprocess with every port free-picked (README command, other ports)."""
+    ports = {s: free_port() for s in SERVICES}
+    ports.update(kafka=free_port(), temporal=free_port(), temporal_ui=free_port())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("P2P_")}
+    env.update({f"P2P_{s.upper()}_PORT": str(ports[s]) for s in SERVICES})
+    env.update(P2P_KAFKA_PORT=str(ports["kafka"]), P2P_TEMPORAL_PORT=str(ports["temporal"]),
+               P2P_TEMPORAL_UI_PORT=str(ports["temporal_ui"]), PYTHONUNBUFFERED="1")
+    env.update(extra_env or {})
+    state_dir.parent.mkdir(parents=True, exist_ok=True)
+    log = state_dir.parent / f"{state_dir.name}-up.log"
+    argv = [sys.executable, "-m", "shared.cli.main", "up", "--state-dir", str(state_dir)]
+    if not ui:
+        argv.append("--no-ui")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return UpProcess(proc=proc, ports=ports, state_dir=state_dir, log=log)
