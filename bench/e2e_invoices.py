@@ -1,0 +1,255 @@
+"""End-to-end invoices/s: first POST /invoices to last `invoice.cleared_for_payment` event.
+
+Starts its own stack (`p2p up` on free ports, fresh state), seeds a supplier and auto-approved
+purchase orders with full receipts, then
+  1. offers a fixed load (default 100 invoices/s) and reports latency POST → decision event
+     (p50/p95/p99), and
+  2. saturates intake (wrk when installed, else an asyncio client) and reports invoices/s
+     cleared end to end.
+Every invoice is a clean match (touchless), so each one crosses intake, the outbox, Kafka,
+matching, the outbox again and the invoices status projection.
+
+    .venv/bin/python -m bench.e2e_invoices [--rate 100] [--seconds 15] [--saturation 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from collections import Counter
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+
+import httpx
+import yaml
+from kafka import KafkaConsumer, TopicPartition
+
+from bench.common import save
+from shared.auth import mint_token
+from shared.devstack import REPO_ROOT, start_up
+from shared.envelope import Envelope
+
+CLEARED = "p2p.invoice.cleared_for_payment.v1"
+FINAL_OTHER = {"p2p.invoice.exception_raised.v1", "p2p.invoice.awaiting_receipt.v1"}
+POS = 8
+LINES_PER_PO = 5
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+class DecisionListener:
+    """Records when each invoice's decision event reaches the broker's consumers."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        parts = self.consumer.partitions_for_topic("p2p.matching") or set()
+        self.tps = [TopicPartition("p2p.matching", p) for p in parts]
+        self.consumer.assign(self.tps)
+        self.consumer.seek_to_end(*self.tps)
+        for tp in self.tps:
+            self.consumer.position(tp)
+        self.cleared: dict[str, float] = {}
+        self.other: dict[str, str] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            for records in self.consumer.poll(timeout_ms=100).values():
+                now = time.perf_counter()
+                for r in records:
+                    env = Envelope.from_kafka(r.key, r.headers, r.value)
+                    if env.type == CLEARED:
+                        self.cleared.setdefault(env.subject, now)
+                    elif env.type in FINAL_OTHER:
+                        self.other.setdefault(env.subject, env.type)
+
+    def wait_for(self, ids: set[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(i in self.cleared or i in self.other for i in ids):
+                return
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.consumer.close()
+
+
+class Bench:
+    def __init__(self, up) -> None:  # noqa: ANN001
+        self.up = up
+        self.admin = {"Authorization": f"Bearer {mint_token('bench-admin', ['admin'])}"}
+        self.requester = {"Authorization": f"Bearer {mint_token('alice', ['requester', 'receiver'])}"}
+        self.integration = {"Authorization": f"Bearer {mint_token('bench-intake', ['integration'])}"}
+        self.run_id = uuid.uuid4().hex[:6].upper()
+        self.pos: list[str] = []
+        self.counter = 0
+
+    def seed(self, cost_center: str) -> None:
+        with httpx.Client(timeout=30) as c:
+            r = c.post(f"{self.up.url('requisitions')}/suppliers", headers=self.admin,
+                       json={"id": "SUP-BENCH", "name": "Bench Supplies", "vat_id": "DE999999999",
+                             "currency": "EUR"})
+            assert r.status_code in (201, 409), r.text
+            req_ids = []
+            for n in range(POS):
+                lines = [{"description": f"bench item {n}-{k}", "quantity": "1000000000",
+                          "unit_price": "10.00", "supplier_id": "SUP-BENCH", "uom": "EA"}
+                         for k in range(LINES_PER_PO)]
+                r = c.post(f"{self.up.url('requisitions')}/requisitions", headers=self.requester,
+                           json={"title": f"bench {n}", "cost_center": cost_center,
+                                 "currency": "EUR", "lines": lines})
+                assert r.status_code == 201, r.text
+                req_ids.append(r.json()["id"])
+                r = c.post(f"{self.up.url('requisitions')}/requisitions/{req_ids[-1]}/submit",
+                           headers=self.requester)
+                assert r.status_code == 202, r.text
+            deadline = time.monotonic() + 120
+            for rid in req_ids:
+                while True:
+                    body = c.get(f"{self.up.url('requisitions')}/requisitions/{rid}",
+                                 headers=self.requester).json()
+                    if body.get("purchase_orders"):
+                        po = body["purchase_orders"][0]
+                        self.pos.append(po if isinstance(po, str) else po["po_number"])
+                        break
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"no PO for {rid}: {body.get('status')}")
+                    time.sleep(0.1)
+            for po in self.pos:
+                r = c.post(f"{self.up.url('requisitions')}/purchase-orders/{po}/receipts",
+                           headers=self.requester,
+                           json={"lines": [{"line_no": k + 1, "quantity": "1000000000"}
+                                           for k in range(LINES_PER_PO)]})
+                assert r.status_code == 201, r.text
+
+    def invoice(self) -> bytes:
+        """A clean invoice: unique number and gross (so never a suspected duplicate)."""
+        self.counter += 1
+        n = self.counter
+        po = self.pos[n % len(self.pos)]
+        qty = n  # unique gross per invoice
+        net = f"{qty * 10}.00"
+        body = {
+            "type": "invoice", "invoice_number": f"B{self.run_id}-{n}",
+            "issue_date": date.today().isoformat(), "currency": "EUR",
+            "supplier": {"id": "SUP-BENCH"}, "order_reference": po,
+            "lines": [{"line_no": "1", "description": "bench item", "quantity": str(qty),
+                       "unit_price": "10.00", "net_amount": net, "po_line_no": str(1 + n % LINES_PER_PO),
+                       "tax_rate": "0"}],
+            "totals": {"net": net, "tax": "0.00", "gross": net, "payable": net},
+        }
+        return json.dumps(body).encode()
+
+    async def offered_load(self, rate: float, seconds: float) -> tuple[dict[str, float], int]:
+        """POST at a fixed rate; returns invoice id → POST start time, and the error count."""
+        sent: dict[str, float] = {}
+        errors = 0
+        headers = {**self.integration, "content-type": "application/json"}
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+            async def one(payload: bytes) -> None:
+                nonlocal errors
+                start = time.perf_counter()
+                try:
+                    r = await client.post(f"{self.up.url('invoices')}/invoices", content=payload,
+                                          headers=headers)
+                except httpx.HTTPError:
+                    errors += 1
+                    return
+                if r.status_code == 201:
+                    sent[r.json()["id"]] = start
+                else:
+                    errors += 1
+
+            tasks = []
+            t0 = time.perf_counter()
+            total = int(rate * seconds)
+            for i in range(total):
+                delay = t0 + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(one(self.invoice())))
+            await asyncio.gather(*tasks)
+        return sent, errors
+
+
+def _bench_policy(tmp: Path) -> Path:
+    policy = yaml.safe_load((REPO_ROOT / "deploy" / "approval-policy.yaml").read_text())
+    policy["auto_approve_below"] = "1000000000000000"  # every bench requisition auto-approves
+    path = tmp / "bench-policy.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    return path
+
+
+def run(rate: float = 100, seconds: float = 15, saturation: int = 3000) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="p2p-bench-e2e-"))
+    up = start_up(tmp / "state", extra_env={"P2P_APPROVAL_POLICY": str(_bench_policy(tmp))})
+    try:
+        up.wait_ready()
+        policy = yaml.safe_load((REPO_ROOT / "deploy" / "approval-policy.yaml").read_text())
+        bench = Bench(up)
+        bench.seed(policy["cost_centers"][0]["id"])
+        listener = DecisionListener(up.kafka_bootstrap)
+
+        # 1. fixed offered load
+        sent, errors = asyncio.run(bench.offered_load(rate, seconds))
+        listener.wait_for(set(sent), timeout=120)
+        latencies = [listener.cleared[i] - t for i, t in sent.items() if i in listener.cleared]
+        fixed = {
+            "offered_per_s": rate, "invoices": len(sent), "errors": errors,
+            "cleared": len(latencies), "not_cleared": len(sent) - len(latencies),
+            "p50_s": round(percentile(latencies, 50), 3), "p95_s": round(percentile(latencies, 95), 3),
+            "p99_s": round(percentile(latencies, 99), 3),
+        }
+
+        # 2. saturation: as fast as the client can push
+        first_post = time.perf_counter()
+        sent2, errors2 = asyncio.run(bench.offered_load(rate=10_000, seconds=saturation / 10_000))
+        post_s = time.perf_counter() - first_post
+        listener.wait_for(set(sent2), timeout=300)
+        done = [listener.cleared[i] for i in sent2 if i in listener.cleared]
+        lat2 = [listener.cleared[i] - t for i, t in sent2.items() if i in listener.cleared]
+        e2e_s = (max(done) - first_post) if done else float("nan")
+        saturated = {
+            "invoices": len(sent2), "errors": errors2, "cleared": len(done),
+            "intake_per_s": round(len(sent2) / post_s, 1),
+            "end_to_end_per_s": round(len(done) / e2e_s, 1) if done else 0,
+            "p50_s": round(percentile(lat2, 50), 3), "p99_s": round(percentile(lat2, 99), 3),
+            "client": "python-asyncio",
+        }
+        listener.close()
+        return {"fixed_load": fixed, "saturation": saturated,
+                "non_cleared_outcomes": dict(Counter(listener.other.values()))}
+    finally:
+        up.terminate()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rate", type=float, default=100)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--saturation", type=int, default=3000)
+    args = parser.parse_args()
+    result = run(args.rate, args.seconds, args.saturation)
+    print(json.dumps(result, indent=2), "->", save("e2e_invoices", result))
+
+
+if __name__ == "__main__":
+    main()
