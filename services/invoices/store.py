@@ -1,0 +1,248 @@
+"""Tables of the invoices service and every query it makes."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    LargeBinary,
+    Numeric,
+    Text,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from services.invoices.domain import DUPLICATE_WINDOW_DAYS, Candidate
+
+
+class Base(DeclarativeBase):
+    """The invoices service's own metadata (its database holds nothing else but outbox/inbox)."""
+
+
+class InvoiceRow(Base):
+    __tablename__ = "invoices"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(), unique=True)  # list order / cursor
+    source_format: Mapped[str] = mapped_column(Text)
+    type: Mapped[str] = mapped_column(Text)
+    invoice_number: Mapped[str] = mapped_column(Text)
+    number_norm: Mapped[str] = mapped_column(Text)
+    supplier_id: Mapped[str | None] = mapped_column(Text)
+    supplier_name: Mapped[str | None] = mapped_column(Text)
+    issue_date: Mapped[date] = mapped_column(Date)
+    currency: Mapped[str] = mapped_column(Text)
+    gross: Mapped[Decimal] = mapped_column(Numeric)
+    payable: Mapped[Decimal] = mapped_column(Numeric)
+    order_reference: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    flags: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    duplicate_of: Mapped[str | None] = mapped_column(Text)
+    document: Mapped[dict[str, Any]] = mapped_column(JSONB)  # the normalised invoice
+    match: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # latest matching outcome
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("invoices_status_seq", "status", "seq"),
+        Index("invoices_supplier_seq", "supplier_id", "seq"),
+        Index("invoices_order_reference_seq", "order_reference", "seq"),
+    )
+
+
+class SupplierKeyRow(Base):
+    """One row per supplier identity key of an invoice: the exact-duplicate constraint."""
+
+    __tablename__ = "invoice_supplier_keys"
+
+    supplier_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    number_norm: Mapped[str] = mapped_column(Text, primary_key=True)
+    type: Mapped[str] = mapped_column(Text, primary_key=True)
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
+
+
+class OriginalRow(Base):
+    __tablename__ = "invoice_originals"
+
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), primary_key=True)
+    content_type: Mapped[str] = mapped_column(Text)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class StatusChangeRow(Base):
+    __tablename__ = "invoice_status_history"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
+    status: Mapped[str] = mapped_column(Text)
+    event_type: Mapped[str | None] = mapped_column(Text)
+    event_id: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SupplierDirectoryRow(Base):
+    """Supplier identifiers learnt from `purchase_order.issued` (identifier key → supplier id)."""
+
+    __tablename__ = "supplier_directory"
+
+    identifier: Mapped[str] = mapped_column(Text, primary_key=True)
+    supplier_id: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# --- intake --------------------------------------------------------------------------------------
+
+def find_exact_duplicate(session: Session, keys: list[str], number_norm: str, type_: str) -> str | None:
+    return session.execute(
+        select(SupplierKeyRow.invoice_id)
+        .where(SupplierKeyRow.supplier_key.in_(keys), SupplierKeyRow.number_norm == number_norm,
+               SupplierKeyRow.type == type_)
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def suspect_candidates(session: Session, keys: list[str], type_: str, currency: str,
+                       gross: Decimal, issue_date: date) -> list[Candidate]:
+    window = timedelta(days=DUPLICATE_WINDOW_DAYS)
+    same_supplier = select(SupplierKeyRow.invoice_id).where(
+        SupplierKeyRow.supplier_key.in_(keys), SupplierKeyRow.type == type_)
+    rows = session.execute(
+        select(InvoiceRow.id, InvoiceRow.number_norm, InvoiceRow.issue_date)
+        .where(InvoiceRow.id.in_(same_supplier), InvoiceRow.currency == currency,
+               InvoiceRow.gross == gross,
+               InvoiceRow.issue_date.between(issue_date - window, issue_date + window))
+        .order_by(InvoiceRow.seq)
+        .limit(50)
+    ).all()
+    return [Candidate(id=r.id, number_norm=r.number_norm, issue_date=r.issue_date) for r in rows]
+
+
+def add_invoice(session: Session, row: InvoiceRow, keys: list[str], content_type: str,
+                original: bytes) -> str | None:
+    """Insert the invoice; returns None, or the id of the invoice that already holds one of its
+    keys (then the caller must roll back). A concurrent identical insert waits on the unique
+    key until the first commits, then finds it here."""
+    session.add(row)
+    session.flush()
+    for key in sorted(keys):  # one order everywhere: no deadlocks between concurrent intakes
+        inserted = session.execute(
+            pg_insert(SupplierKeyRow)
+            .values(supplier_key=key, number_norm=row.number_norm, type=row.type, invoice_id=row.id)
+            .on_conflict_do_nothing()
+            .returning(SupplierKeyRow.invoice_id)
+        ).first()
+        if inserted is None:
+            return session.execute(
+                select(SupplierKeyRow.invoice_id).where(
+                    SupplierKeyRow.supplier_key == key,
+                    SupplierKeyRow.number_norm == row.number_norm,
+                    SupplierKeyRow.type == row.type)
+            ).scalar_one()
+    session.add(OriginalRow(invoice_id=row.id, content_type=content_type, body=original))
+    session.add(StatusChangeRow(invoice_id=row.id, status=row.status, event_type=None,
+                                event_id=None, at=row.received_at))
+    return None
+
+
+# --- reads ---------------------------------------------------------------------------------------
+
+def get_invoice(session: Session, invoice_id: str) -> InvoiceRow | None:
+    return session.get(InvoiceRow, invoice_id)
+
+
+def get_invoice_for_update(session: Session, invoice_id: str) -> InvoiceRow | None:
+    return session.execute(
+        select(InvoiceRow).where(InvoiceRow.id == invoice_id).with_for_update()
+    ).scalar_one_or_none()
+
+
+def get_original(session: Session, invoice_id: str) -> OriginalRow | None:
+    return session.get(OriginalRow, invoice_id)
+
+
+def status_history(session: Session, invoice_id: str) -> list[StatusChangeRow]:
+    return list(session.execute(
+        select(StatusChangeRow).where(StatusChangeRow.invoice_id == invoice_id)
+        .order_by(StatusChangeRow.id)
+    ).scalars())
+
+
+def list_invoices(session: Session, *, status: str | None, supplier_id: str | None,
+                  po_number: str | None, limit: int, before_seq: int | None) -> list[InvoiceRow]:
+    """Newest first; `before_seq` is the cursor (the last row's `seq` of the previous page)."""
+    q = select(InvoiceRow).order_by(InvoiceRow.seq.desc()).limit(limit)
+    if status:
+        q = q.where(InvoiceRow.status == status)
+    if supplier_id:
+        q = q.where(InvoiceRow.supplier_id == supplier_id)
+    if po_number:
+        q = q.where(InvoiceRow.order_reference == po_number)
+    if before_seq is not None:
+        q = q.where(InvoiceRow.seq < before_seq)
+    return list(session.execute(q).scalars())
+
+
+# --- status projection ---------------------------------------------------------------------------
+
+def record_status(session: Session, row: InvoiceRow, status: str | None,
+                  match: dict[str, Any] | None, event_type: str, event_id: str,
+                  at: datetime) -> None:
+    if match is not None:
+        row.match = {**(row.match or {}), **match}
+    if status is not None:
+        row.status = status
+        session.add(StatusChangeRow(invoice_id=row.id, status=status, event_type=event_type,
+                                    event_id=event_id, at=at))
+    row.updated_at = at
+
+
+# --- supplier directory --------------------------------------------------------------------------
+
+def resolve_supplier(session: Session, identifiers: list[str]) -> str | None:
+    if not identifiers:
+        return None
+    found = session.execute(
+        select(SupplierDirectoryRow.identifier, SupplierDirectoryRow.supplier_id)
+        .where(SupplierDirectoryRow.identifier.in_(identifiers))
+    ).all()
+    by_key = {r.identifier: r.supplier_id for r in found}
+    for ident in identifiers:  # the caller's order is the priority (VAT, PEPPOL, party ids)
+        if ident in by_key:
+            return by_key[ident]
+    return None
+
+
+def remember_supplier(session: Session, supplier_id: str, identifiers: list[str],
+                      at: datetime) -> None:
+    for ident in sorted(set(identifiers)):
+        session.execute(
+            pg_insert(SupplierDirectoryRow)
+            .values(identifier=ident, supplier_id=supplier_id, updated_at=at)
+            .on_conflict_do_update(index_elements=[SupplierDirectoryRow.identifier],
+                                   set_={"supplier_id": supplier_id, "updated_at": at})
+        )
+
+
+def backfill_supplier_id(session: Session, supplier_id: str, keys: list[str]) -> int:
+    """Invoices that arrived before the directory knew their supplier get its id now."""
+    if not keys:
+        return 0
+    holders = select(SupplierKeyRow.invoice_id).where(SupplierKeyRow.supplier_key.in_(keys))
+    result = session.execute(
+        update(InvoiceRow)
+        .where(InvoiceRow.supplier_id.is_(None), InvoiceRow.id.in_(holders))
+        .values(supplier_id=supplier_id, updated_at=func.now())
+    )
+    return result.rowcount or 0
