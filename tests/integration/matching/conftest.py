@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import text
 
 from services.matching.app import create_app
-from tests.support.auth import bearer
-from tests.support.stack import run_service, service_engine
 from shared.contracts.invoices import InvoiceReceived
 from shared.contracts.requisitions import GoodsReceiptRecorded, PurchaseOrderIssued
+from tests.support.auth import bearer
+from tests.support.stack import run_service, service_engine
 
 CLERK = bearer("clara", "ap_clerk")
 ADMIN = bearer("adam", "admin")
