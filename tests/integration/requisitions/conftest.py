@@ -70,6 +70,10 @@ class Ctx:
         with self.engine.connect() as conn:
             return conn.execute(text(sql), params).scalar()
 
+    def rows(self, sql: str, **params: Any) -> list[tuple]:
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(sql), params)]
+
     def outbox_count(self, ce_type: str | None = None) -> int:
         if ce_type is None:
             return self.scalar("SELECT count(*) FROM outbox")
