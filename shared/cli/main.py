@@ -83,5 +83,17 @@ def asyncapi(
         typer.echo(text)
 
 
+@app.command()
+def demo(
+    requisitions: Annotated[int, typer.Option(min=1, help="Requisitions in the simulated month")] = 40,
+    seed: Annotated[int, typer.Option(help="Seed of the plan: the same seed gives the same plan")] = 42,
+    base_url_host: Annotated[str, typer.Option(help="Host the services listen on")] = "127.0.0.1",
+) -> None:
+    """Simulate a month of purchase-to-pay against a running stack (`p2p up`), then summarise."""
+    from shared.cli.demo import run_demo
+
+    raise typer.Exit(run_demo(requisitions=requisitions, seed=seed, host=base_url_host))
+
+
 if __name__ == "__main__":
     app()
