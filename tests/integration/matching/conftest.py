@@ -15,6 +15,7 @@ from services.matching.app import create_app
 from shared.contracts.invoices import InvoiceReceived
 from shared.contracts.requisitions import GoodsReceiptRecorded, PurchaseOrderIssued
 from tests.support.auth import bearer
+from tests.support.poll import wait_until
 from tests.support.stack import run_service, service_engine
 
 CLERK = bearer("clara", "ap_clerk")
@@ -66,14 +67,22 @@ def invoice(po_number: str | None, lines: list[tuple[str | None, str, str]], *,
         flags=flags or [], received_at=datetime.now(UTC))
 
 
-@pytest.fixture
-def tolerances_file(tmp_path: Path) -> Path:
-    path = tmp_path / "tolerances.yaml"
+WAITS = {"receipt_wait": "PT60S", "po_wait": "PT60S"}
+
+
+def write_policy(path: Path, *, receipt_wait: str, po_wait: str) -> Path:
     path.write_text(
         "default: {price_pct: '2', price_abs: '5.00', price_rule: either,\n"
         "          qty_over_ordered_pct: '0', qty_over_received_pct: '0', total_abs: '1.00'}\n"
-        "receipt_wait: PT2S\npo_wait: PT2S\n")
+        "suppliers: {SUP-2: {price_pct: '10'}}\n"
+        f"receipt_wait: {receipt_wait}\npo_wait: {po_wait}\n")
     return path
+
+
+@pytest.fixture
+def tolerances_file(tmp_path: Path) -> Path:
+    """Long waits: nothing times out by accident. Tests of deadlines write their own."""
+    return write_policy(tmp_path / "tolerances.yaml", **WAITS)
 
 
 @pytest.fixture
@@ -85,6 +94,27 @@ def matching_settings(infra, tolerances_file):
 def matching(matching_settings):
     with run_service(functools.partial(create_app, sweep_interval=0.2), matching_settings) as svc:
         yield svc
+
+
+def match_of(svc, invoice_id: str) -> dict | None:
+    r = svc.client.get(f"/matches/{invoice_id}", headers=CLERK)
+    return r.json() if r.status_code == 200 else None
+
+
+def wait_status(svc, invoice_id: str, status: str, timeout: float = 30.0) -> dict:
+    def reached():  # noqa: ANN202
+        m = match_of(svc, invoice_id)
+        return m if m is not None and m["status"] == status else None
+
+    return wait_until(reached, timeout, message=f"invoice {invoice_id} {status} "
+                      f"(last: {(match_of(svc, invoice_id) or {}).get('status')})")
+
+
+def open_exception(svc, invoice_id: str) -> dict:
+    items = svc.client.get("/exceptions?limit=500", headers=CLERK).json()["items"]
+    found = [e for e in items if e["invoice_id"] == invoice_id]
+    assert len(found) == 1, found
+    return found[0]
 
 
 def db_scalar(settings, sql: str, **params):
