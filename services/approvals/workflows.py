@@ -306,14 +306,15 @@ class RequisitionApproval:
             if result is None:
                 break
             await self._close(tasks, "superseded", f"level {spec.level} {result}")
-            for t in tasks:
-                if t.status == result and t.decided_by and t.decided_by not in deciders:
-                    deciders.append(t.decided_by)
-                    if result != "approved":
-                        comment = t.comment
+            settled_by = [t for t in tasks if t.status == result and t.decided_by]
             if result != "approved":
-                outcome = result
+                # Who stopped it decides it; earlier approvals are in the steps' decisions.
+                outcome, deciders = result, [settled_by[0].decided_by or ""]
+                comment = settled_by[0].comment
                 break
+            for t in settled_by:
+                if t.decided_by not in deciders:
+                    deciders.append(t.decided_by or "")
         if self._cancel is not None:
             outcome = "cancelled"
             deciders = [self._cancel.by]
