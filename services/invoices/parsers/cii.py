@@ -26,6 +26,7 @@ from services.invoices.domain import (
     INVOICE,
     AllowanceCharge,
     Invoice,
+    Issue,
     Line,
     TaxSubtotal,
 )
@@ -143,9 +144,13 @@ def _lines(r: _Reader, tx: etree._Element, tp: str) -> None:
         ln = Line()
         ln.line_no = clean(_text(item, "ram:AssociatedDocumentLineDocument/ram:LineID"))
         r.at(f"{f}.line_no", f"{base}/ram:AssociatedDocumentLineDocument/ram:LineID")
-        ln.description = clean(_text(item, "ram:SpecifiedTradeProduct/ram:Name")) or clean(
-            _text(item, "ram:SpecifiedTradeProduct/ram:Description"))
         r.at(f"{f}.description", f"{base}/ram:SpecifiedTradeProduct/ram:Name")
+        ln.description = clean(_text(item, "ram:SpecifiedTradeProduct/ram:Name"))
+        if ln.description is None and clean(_text(item, "ram:SpecifiedTradeProduct/ram:Description")):
+            inv.parse_issues.append(Issue(f"{f}.description", "BR-25",
+                                          "the item name (BT-153) is missing",
+                                          inv.source_paths[f"{f}.description"]))
+            ln.description = clean(_text(item, "ram:SpecifiedTradeProduct/ram:Description"))
         agreement = item.find("ram:SpecifiedLineTradeAgreement", NS)
         lap = f"{base}/ram:SpecifiedLineTradeAgreement"
         ln.po_line_no = clean(_text(agreement, "ram:BuyerOrderReferencedDocument/ram:LineID"))

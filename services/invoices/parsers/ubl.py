@@ -161,9 +161,13 @@ def _lines(r: _Reader, is_credit: bool) -> None:
         r.at(f"{f}.uom", f"{base}/{qty_tag}/@unitCode")
         ln.net_amount = r.dec(f"{f}.net_amount", el, "cbc:LineExtensionAmount", base)
         ln.po_line_no = clean(_text(el, "cac:OrderLineReference/cbc:LineID"))
-        ln.description = clean(_text(el, "cac:Item/cbc:Name")) or clean(
-            _text(el, "cac:Item/cbc:Description"))
         r.at(f"{f}.description", f"{base}/cac:Item/cbc:Name")
+        ln.description = clean(_text(el, "cac:Item/cbc:Name"))
+        if ln.description is None and clean(_text(el, "cac:Item/cbc:Description")):
+            inv.parse_issues.append(Issue(f"{f}.description", "BR-25",
+                                          "the item name (BT-153) is missing",
+                                          inv.source_paths[f"{f}.description"]))
+            ln.description = clean(_text(el, "cac:Item/cbc:Description"))
         ln.tax_category = clean(_text(el, "cac:Item/cac:ClassifiedTaxCategory/cbc:ID"))
         r.at(f"{f}.tax_category", f"{base}/cac:Item/cac:ClassifiedTaxCategory/cbc:ID")
         ln.tax_rate = r.dec(f"{f}.tax_rate", el, "cac:Item/cac:ClassifiedTaxCategory/cbc:Percent",

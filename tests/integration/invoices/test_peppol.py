@@ -5,20 +5,14 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from lxml import etree
 
 from services.invoices.app import create_app
 from tests.integration.invoices.conftest import post
 from tests.support.stack import run_service
+from tests.unit.invoices.documents import legal_monetary_total
 
 pytestmark = pytest.mark.integration
 
-CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
-CAC = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
-TOTALS = {"line_total": "LineExtensionAmount", "net": "TaxExclusiveAmount",
-          "gross": "TaxInclusiveAmount", "payable": "PayableAmount",
-          "allowances": "AllowanceTotalAmount", "charges": "ChargeTotalAmount",
-          "prepaid": "PrepaidAmount"}
 # Allowance-example repeats base-example's supplier (VAT GB1232434) and number (Snippet1), and
 # vat-category-Z repeats vat-category-E's supplier and number (Vat-Z): each pair is one invoice
 # to an AP system, so the second of a pair is a 409 in the same database. Each is accepted in a
@@ -26,16 +20,6 @@ TOTALS = {"line_total": "LineExtensionAmount", "net": "TaxExclusiveAmount",
 FIRST = ("base-example.xml", "base-creditnote-correction.xml", "vat-category-E.xml",
          "vat-category-O.xml")
 SECOND = ("Allowance-example.xml", "vat-category-Z.xml")
-
-
-def legal_monetary_total(xml: bytes) -> dict[str, Decimal]:
-    lmt = etree.fromstring(xml).find(f"{{{CAC}}}LegalMonetaryTotal")
-    found = {}
-    for name, tag in TOTALS.items():
-        el = lmt.find(f"{{{CBC}}}{tag}")
-        if el is not None:
-            found[name] = Decimal(el.text)
-    return found
 
 
 def _accept_all(svc, peppol_dir, names, headers) -> dict[str, str]:  # noqa: ANN001
