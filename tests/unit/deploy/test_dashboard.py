@@ -45,7 +45,7 @@ REQUIRED = {
     "p2p_invoices_received_total",
 }
 
-_DECLARED = re.compile(r"\b(Counter|Gauge|Histogram|Summary)\(\s*[\"'](p2p_[a-z0-9_]+)[\"']", re.S)
+_DECLARED = re.compile(r"\b(Counter|Gauge|Histogram|Summary)\(\s*[\"'](p2p_[a-z0-9_]+)[\"']", re.DOTALL)
 _METRIC = re.compile(r"\bp2p_[a-z0-9_]+")
 _BUILTIN_VARS = {"__rate_interval", "__interval", "__range", "__range_s", "__interval_ms"}
 
