@@ -44,7 +44,7 @@ class ApprovalActivities:
         return [self.open_task, self.send_reminder, self.record_decision, self.close_tasks,
                 self.finish]
 
-    def _refresh_gauge(self) -> None:
+    def refresh_open_tasks_gauge(self) -> None:
         with self.db.session() as session:
             TASKS_OPEN.set(store.count_open_tasks(session))
 
@@ -74,7 +74,7 @@ class ApprovalActivities:
             store.add_history(session, c.workflow_id, at, f"task_{c.kind}", task_id=c.task_id,
                               level=c.level, assignee=c.assignee, delegate=delegate,
                               from_assignee=c.from_assignee, by=c.by, comment=c.comment)
-        self._refresh_gauge()
+        self.refresh_open_tasks_gauge()
 
     @activity.defn(name="send_reminder")
     def send_reminder(self, r: ReminderInput) -> None:
@@ -103,7 +103,7 @@ class ApprovalActivities:
             store.add_history(session, d.workflow_id, at, "decision", task_id=d.task_id,
                               level=d.level, by=d.by, on_behalf_of=d.on_behalf_of,
                               decision=d.decision, comment=d.comment)
-        self._refresh_gauge()
+        self.refresh_open_tasks_gauge()
 
     @activity.defn(name="close_tasks")
     def close_tasks(self, c: CloseTasks) -> None:
@@ -115,7 +115,7 @@ class ApprovalActivities:
             if closed:
                 store.add_history(session, c.workflow_id, at, f"tasks_{c.status}",
                                   task_ids=c.task_ids, reason=c.reason)
-        self._refresh_gauge()
+        self.refresh_open_tasks_gauge()
 
     @activity.defn(name="finish")
     def finish(self, f: Finish) -> None:

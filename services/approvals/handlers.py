@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Coroutine
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -60,6 +61,7 @@ from shared.service import ServiceRuntime
 log = logging.getLogger(__name__)
 
 TEMPORAL_CALL_TIMEOUT = 60.0
+TEMPORAL_OUTAGE_WAIT = 120.0
 
 
 def now() -> datetime:
@@ -215,14 +217,31 @@ class ApprovalService:
         CYCLE.observe(max((at - event.submitted_at).total_seconds(), 0.0))
 
     def start_workflow(self, wf_id: str, inp: ApprovalInput) -> None:
+        """Start (once: the id is deterministic and never reused) the approval workflow.
+
+        While Temporal is unreachable the consumer waits here (up to TEMPORAL_OUTAGE_WAIT)
+        instead of burning its few attempts and parking the submission in the DLQ.
+        """
         assert self.runtime is not None
-        try:
-            self.call(self.client.start_workflow(
-                RequisitionApproval.run, inp, id=wf_id,
-                task_queue=self.runtime.settings.temporal_task_queue,
-                id_reuse_policy=WorkflowIdReusePolicy.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE))
-        except WorkflowAlreadyStartedError:
-            log.info("approval workflow %s already exists; not starting another", wf_id)
+        deadline = time.monotonic() + TEMPORAL_OUTAGE_WAIT
+        backoff = 0.2
+        while True:
+            try:
+                self.call(self.client.start_workflow(
+                    RequisitionApproval.run, inp, id=wf_id,
+                    task_queue=self.runtime.settings.temporal_task_queue,
+                    id_reuse_policy=WorkflowIdReusePolicy.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE))
+                return
+            except WorkflowAlreadyStartedError:
+                log.info("approval workflow %s already exists; not starting another", wf_id)
+                return
+            except RPCError as exc:
+                transient = exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
+                if not transient or time.monotonic() > deadline or self.runtime.stop.is_set():
+                    raise
+                log.warning("Temporal unavailable (%s); retrying in %.1fs", exc, backoff)
+                self.runtime.stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
 
     def on_cancelled(self, session: Session, event: RequisitionCancelled, envelope: Envelope) -> None:
         approval = store.latest_approval(session, event.requisition_id)

@@ -31,8 +31,10 @@ def build_worker(client: Client, task_queue: str, activities: ApprovalActivities
 
 async def start_worker(runtime: ServiceRuntime) -> None:
     executor = ThreadPoolExecutor(ACTIVITY_THREADS, thread_name_prefix="approvals-activity")
+    activities = ApprovalActivities(runtime.db, runtime.outbox)
+    await asyncio.to_thread(activities.refresh_open_tasks_gauge)
     worker = build_worker(runtime.extras["temporal"], runtime.settings.temporal_task_queue,
-                          ApprovalActivities(runtime.db, runtime.outbox), executor)
+                          activities, executor)
     task = asyncio.create_task(worker.run(), name="temporal-worker")
     runtime.extras.update(worker=worker, worker_task=task, activity_executor=executor)
 
