@@ -13,58 +13,29 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from shared.devstack import SERVICES, ManagedProcess, free_port, readyz_ok, service_process
+from tests.integration.deploy.promstack import (
+    PROMTOOL,
+    local_scrape_config,
+    require_prometheus,
+    running_prometheus,
+)
 from tests.support.poll import wait_until
 from tests.support.stack import Infra, drop_databases
 from tests.unit.deploy.compose import DASHBOARD, ROOT
 
 pytestmark = pytest.mark.integration
 
-PROMETHEUS = Path("/usr/bin/prometheus")
-PROMTOOL = Path("/usr/bin/promtool")
-SCRAPE_CONFIG = ROOT / "deploy" / "prometheus.yml"
 HEALTHZ_CALLS = 3
-
-
-def _require_prometheus() -> None:
-    for binary in (PROMETHEUS, PROMTOOL):
-        if not binary.exists():
-            pytest.fail(f"{binary} is missing: this test runs a real Prometheus. Install the Debian "
-                        "package: apt-get install -y prometheus (make test does it when root)")
-
-
-def local_scrape_config(service_ports: dict[str, int], prometheus_port: int) -> dict:
-    """deploy/prometheus.yml with the compose targets replaced by the local ports, scraping every
-    second so the test does not wait 15 s per sample."""
-    config = yaml.safe_load(SCRAPE_CONFIG.read_text())
-    config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
-    addresses = {**{s: f"127.0.0.1:{p}" for s, p in service_ports.items()},
-                 "prometheus": f"127.0.0.1:{prometheus_port}"}
-    for job in config["scrape_configs"]:
-        assert job["job_name"] in addresses, f"no local address for job {job['job_name']}"
-        for static in job["static_configs"]:
-            static["targets"] = [addresses[job["job_name"]]]
-    return config
-
-
-class Prom:
-    def __init__(self, port: int) -> None:
-        self.base = f"http://127.0.0.1:{port}"
-
-    def query(self, expr: str) -> list[dict]:
-        r = httpx.get(f"{self.base}/api/v1/query", params={"query": expr}, timeout=5)
-        body = r.json()
-        assert r.status_code == 200 and body["status"] == "success", (expr, body)
-        return body["data"]["result"]
+SERVICE_JOBS = 'job=~"requisitions|approvals|invoices|matching"'
 
 
 @pytest.fixture(scope="module")
 def scraped(infra: Infra):
     """The four services as `p2p serve` processes (production settings) and a Prometheus that
     scrapes them."""
-    _require_prometheus()
+    require_prometheus()
     settings = infra.settings()
     temporal = infra.ensure_temporal()
     workdir = Path(tempfile.mkdtemp(prefix="p2p-prom-"))
@@ -97,26 +68,8 @@ def scraped(infra: Infra):
 
             wait_until(ready, timeout=90, interval=0.2, message=f"{service} /readyz")
 
-        prom_port = free_port()
-        config_path = workdir / "prometheus.yml"
-        config_path.write_text(yaml.safe_dump(local_scrape_config(ports, prom_port)))
-        prometheus = ManagedProcess("prometheus", [
-            str(PROMETHEUS), f"--config.file={config_path}",
-            f"--storage.tsdb.path={workdir / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn",
-        ], log_path=workdir / "prometheus.log").start()
-        processes.append(prometheus)
-        prom = Prom(prom_port)
-
-        def prometheus_ready() -> bool:
-            assert prometheus.alive(), (workdir / "prometheus.log").read_text()[-2000:]
-            try:
-                return httpx.get(f"{prom.base}/-/ready", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(prometheus_ready, timeout=30, interval=0.2, message="Prometheus /-/ready")
-        yield prom, ports
+        with running_prometheus(local_scrape_config(ports), workdir / "prometheus") as prom:
+            yield prom, ports
     finally:
         for proc in reversed(processes):
             proc.stop()
@@ -128,7 +81,7 @@ def test_every_service_target_is_up(scraped):
     prom, _ = scraped
 
     def all_up() -> bool:
-        result = prom.query('up{job=~"requisitions|approvals|invoices|matching"} == 1')
+        result = prom.query(f"up{{{SERVICE_JOBS}}} == 1")
         return {r["metric"]["job"] for r in result} == set(SERVICES)
 
     wait_until(all_up, timeout=30, interval=0.25, message="up == 1 for the four services")
@@ -174,7 +127,7 @@ def test_dashboard_reads_live_service_metrics(scraped):
     prom, _ = scraped
     # Panels of the dashboard evaluated against the running services return data.
     def live() -> bool:
-        up = prom.query('sum(up{job=~"requisitions|approvals|invoices|matching"})')
+        up = prom.query(f"sum(up{{{SERVICE_JOBS}}})")
         backlog = prom.query("sum by (job) (p2p_outbox_pending)")
         return (bool(up) and float(up[0]["value"][1]) == len(SERVICES)
                 and {r["metric"]["job"] for r in backlog} == set(SERVICES))
@@ -183,7 +136,7 @@ def test_dashboard_reads_live_service_metrics(scraped):
 
 
 def test_promtool_accepts_both_scrape_configs():
-    _require_prometheus()
+    require_prometheus()
     for name in ("prometheus.yml", "prometheus.local.yml"):
         result = subprocess.run([str(PROMTOOL), "check", "config", str(ROOT / "deploy" / name)],
                                 capture_output=True, text=True, timeout=30, check=False)
