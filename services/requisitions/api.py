@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from services.requisitions import domain, handlers, store
 from services.requisitions.domain import POStatus, Requisition, RequisitionStatus
@@ -35,6 +35,15 @@ Requester = Annotated[User, require_roles("requester")]
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL: refuse it here instead of failing in the database.
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(x, str) and "\x00" in x for x in items):
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 class SupplierIn(_In):
@@ -105,7 +114,7 @@ class CancelIn(_In):
 
 
 class ReceiptLineIn(_In):
-    line_no: int = Field(ge=1)
+    line_no: int = Field(ge=1, le=1_000_000)
     quantity: Quantity = Field(description="negative = return")
 
 
@@ -141,13 +150,22 @@ def _decode_cursor(cursor: str | None, *, numeric: bool) -> Any:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         tag, _, value = raw.partition(":")
-        if tag != "v1" or not value:
+        if tag != "v1" or not value or "\x00" in value:
+            raise ValueError(cursor)
+        if numeric and not 0 < int(value) < 2**63:
             raise ValueError(cursor)
         return int(value) if numeric else value
     except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
         raise Unprocessable("the cursor is not one this API returned", errors=[
             field_error("cursor", "invalid_cursor", "pass next_cursor from a previous page")
         ]) from exc
+
+
+def _printable(**params: str | None) -> None:
+    bad = [name for name, value in params.items() if value is not None and "\x00" in value]
+    if bad:
+        raise Unprocessable("query parameters must not contain NUL characters", errors=[
+            field_error(name, "no_nul", "must not contain NUL characters") for name in bad])
 
 
 def supplier_view(row: store.SupplierRow) -> dict[str, Any]:
@@ -326,6 +344,7 @@ def list_purchase_orders(session: SessionDep, user: CurrentUser,
                          requisition_id: str | None = None, mine: bool = False,
                          limit: Limit = 50, cursor: str | None = None) -> dict[str, Any]:
     before = _decode_cursor(cursor, numeric=True)
+    _printable(supplier_id=supplier_id, requisition_id=requisition_id)
     only_own = mine or not user.has(*handlers.READ_ALL_POS)
     with session.begin():
         rows = store.po_page(session, requester=user.id if only_own else None,

@@ -180,8 +180,13 @@ def add_supplier(session: Session, draft: domain.SupplierDraft, by: str, now: da
     return row
 
 
+def _storable(value: str) -> bool:
+    """Ids from URLs: PostgreSQL text cannot hold NUL, so such an id exists nowhere."""
+    return "\x00" not in value
+
+
 def get_supplier(session: Session, supplier_id: str) -> SupplierRow | None:
-    return session.get(SupplierRow, supplier_id)
+    return session.get(SupplierRow, supplier_id) if _storable(supplier_id) else None
 
 
 def list_suppliers(session: Session, *, after: str | None, limit: int) -> list[SupplierRow]:
@@ -221,6 +226,8 @@ def _lines_of(session: Session, ids: list[str]) -> dict[str, list[RequisitionLin
 
 
 def load_requisition(session: Session, req_id: str, *, lock: bool = False) -> Requisition | None:
+    if not _storable(req_id):
+        return None
     q = select(RequisitionRow).where(RequisitionRow.id == req_id)
     if lock:
         q = q.with_for_update()
@@ -334,6 +341,8 @@ def insert_purchase_order(session: Session, *, po_id: str, number: str, req: Req
 
 def find_po_row(session: Session, ref: str, *, lock: bool = False) -> PurchaseOrderRow | None:
     """By id or by number (`PO-000001`)."""
+    if not _storable(ref):
+        return None
     column = PurchaseOrderRow.number if ref.upper().startswith("PO-") else PurchaseOrderRow.id
     value = ref.upper() if column is PurchaseOrderRow.number else ref
     q = select(PurchaseOrderRow).where(column == value)
