@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from shared.settings import SERVICE_PORTS
+from shared.settings import SERVICE_PORTS, Settings
 from shared.topics import ALL as TOPICS
 from tests.unit.deploy.compose import (
     DASHBOARD,
@@ -243,6 +243,11 @@ def test_temporal_uses_postgresql_persistence_on_databases_the_init_script_creat
     assert pg_env["TEMPORAL_DB_PASSWORD"] == SECRETS["TEMPORAL_DB_PASSWORD"]
     ui = _env(services["temporal-ui"])
     assert ui["TEMPORAL_ADDRESS"] == "temporal:7233"
+    # The namespace the services use exists: auto-setup registers it, the healthcheck waits for it.
+    namespace = Settings.model_fields["temporal_namespace"].default
+    assert "P2P_TEMPORAL_NAMESPACE" not in _env(services["approvals"])
+    assert env["DEFAULT_NAMESPACE"] == namespace
+    assert services["temporal"]["healthcheck"]["test"][-1] == namespace
 
 
 # -- Dockerfile ----------------------------------------------------------------------------------
