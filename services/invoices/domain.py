@@ -232,6 +232,10 @@ def _compact(value: str) -> str:
     return re.sub(r"\s+", "", value).upper()
 
 
+def id_key(supplier_id: str) -> str:
+    return f"id:{supplier_id.strip()}"
+
+
 def supplier_keys(supplier: Supplier) -> list[str]:
     """Identity keys of the supplier for duplicate detection.
 
@@ -241,7 +245,7 @@ def supplier_keys(supplier: Supplier) -> list[str]:
     """
     keys: set[str] = set()
     if supplier.id:
-        keys.add(f"id:{supplier.id.strip()}")
+        keys.add(id_key(supplier.id))
     if supplier.vat_id:
         keys.add(f"vat:{_compact(supplier.vat_id)}")
     if supplier.peppol_id:

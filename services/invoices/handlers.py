@@ -23,6 +23,7 @@ from services.invoices.domain import (
     Issue,
     Supplier,
     directory_identifiers,
+    id_key,
     normalise_number,
     status_after,
     supplier_keys,
@@ -197,4 +198,4 @@ def on_purchase_order_issued(session: Session, event: PurchaseOrderIssued,
     identifiers = directory_identifiers(supplier)
     now = datetime.now(UTC)
     store.remember_supplier(session, event.supplier_id, identifiers, now)
-    store.backfill_supplier_id(session, event.supplier_id, identifiers)
+    store.backfill_supplier_id(session, event.supplier_id, identifiers, id_key(event.supplier_id))

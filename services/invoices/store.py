@@ -235,14 +235,24 @@ def remember_supplier(session: Session, supplier_id: str, identifiers: list[str]
         )
 
 
-def backfill_supplier_id(session: Session, supplier_id: str, keys: list[str]) -> int:
-    """Invoices that arrived before the directory knew their supplier get its id now."""
+def backfill_supplier_id(session: Session, supplier_id: str, keys: list[str],
+                         supplier_id_key: str) -> int:
+    """Invoices that arrived before the directory knew their supplier get its id now, and the
+    `id:` key with it, so a later copy naming the supplier by id is an exact duplicate too."""
     if not keys:
         return 0
     holders = select(SupplierKeyRow.invoice_id).where(SupplierKeyRow.supplier_key.in_(keys))
-    result = session.execute(
+    updated = session.execute(
         update(InvoiceRow)
         .where(InvoiceRow.supplier_id.is_(None), InvoiceRow.id.in_(holders))
         .values(supplier_id=supplier_id, updated_at=func.now())
-    )
-    return result.rowcount or 0
+        .returning(InvoiceRow.id, InvoiceRow.number_norm, InvoiceRow.type)
+    ).all()
+    for row in updated:
+        session.execute(
+            pg_insert(SupplierKeyRow)
+            .values(supplier_key=supplier_id_key, number_norm=row.number_norm, type=row.type,
+                    invoice_id=row.id)
+            .on_conflict_do_nothing()
+        )
+    return len(updated)

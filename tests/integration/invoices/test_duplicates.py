@@ -1,0 +1,97 @@
+"""Exact duplicates (409, unique constraint, concurrent posts) and suspected ones (flagged)."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from sqlalchemy import text
+
+from tests.integration.invoices.conftest import post
+from tests.support.stack import service_engine
+from tests.unit.invoices.documents import edit_ubl, make_cii, native
+
+pytestmark = pytest.mark.integration
+
+
+def stored(svc, number_norm: str) -> int:  # noqa: ANN001
+    engine = service_engine(svc.settings, "invoices")
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM invoices WHERE number_norm = :n"),
+                                {"n": number_norm}).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def test_number_variants_of_one_supplier_are_exact_duplicates(invoices, clerk):
+    supplier = {"id": "SUP-DUP", "name": "Dup Ltd"}
+    first = post(invoices, json.dumps(native("INV-001", supplier=supplier)), "application/json",
+                 clerk)
+    assert first.status_code == 201
+    for variant in ("inv 001", "INV001", "Inv.0001"):
+        resp = post(invoices, json.dumps(native(variant, supplier=supplier)), "application/json",
+                    clerk)
+        assert resp.status_code == 409, variant
+        assert resp.json()["existing_id"] == first.json()["id"]
+        assert resp.headers["content-type"] == "application/problem+json"
+    # Same number, other supplier or other type: not a duplicate.
+    other = post(invoices, json.dumps(native("INV-001", supplier={"id": "SUP-OTHER"})),
+                 "application/json", clerk)
+    assert other.status_code == 201
+    credit = post(invoices, json.dumps(native("INV-001", supplier=supplier, type_="credit_note")),
+                  "application/json", clerk)
+    assert credit.status_code == 201
+    assert stored(invoices, "INV1") == 3
+
+
+def test_one_invoice_sent_over_two_channels_is_a_duplicate(invoices, clerk):
+    """The same supplier (by VAT id) and number as CII XML, then as native JSON."""
+    resp = post(invoices, make_cii("RE-2026-77", vat_id="DE777"), "application/xml", clerk)
+    assert resp.status_code == 201
+    again = post(invoices, json.dumps(native("re 2026/77", supplier={"vat_id": "de 777"})),
+                 "application/json", clerk)
+    assert again.status_code == 409
+    assert again.json()["existing_id"] == resp.json()["id"]
+
+
+def test_a_similar_number_same_gross_within_a_week_is_accepted_and_flagged(invoices, clerk):
+    supplier = {"id": "SUP-SUS"}
+    first = post(invoices, json.dumps(native("INV-2026-1001", supplier=supplier,
+                                             issue_date="2026-11-02")), "application/json", clerk)
+    assert first.status_code == 201
+    second = post(invoices, json.dumps(native("INV-2026-1007", supplier=supplier,
+                                              issue_date="2026-11-06")), "application/json", clerk)
+    assert second.status_code == 201
+    assert second.json()["flags"] == ["suspected_duplicate"]
+    assert second.json()["duplicate_of"] == first.json()["id"]
+    got = invoices.client.get(f"/invoices/{second.json()['id']}", headers=clerk).json()
+    assert got["flags"] == ["suspected_duplicate"]
+    # Other gross, or more than 7 days apart, or a different number: not suspected.
+    for number, gross, day in (("INV-2026-1008", "2380.00", "2026-11-06"),
+                               ("INV-2026-1009", "1190.00", "2026-11-20"),
+                               ("ZX-77", "1190.00", "2026-11-03")):
+        resp = post(invoices, json.dumps(native(number, supplier=supplier, gross=gross,
+                                                issue_date=day)), "application/json", clerk)
+        assert resp.status_code == 201
+        assert resp.json()["flags"] == [], number
+
+
+def test_the_same_invoice_posted_concurrently_is_stored_once(invoices, peppol_dir, clerk):
+    results: list[int] = []
+    for round_ in range(3):  # a few rounds: the race window is small
+        xml = edit_ubl(peppol_dir / "base-example.xml", {}, number=f"RACE-{round_}")
+        barrier = threading.Barrier(2)
+
+        def submit(body: bytes = xml, gate: threading.Barrier = barrier) -> None:
+            gate.wait()
+            results.append(post(invoices, body, "application/xml", clerk).status_code)
+
+        threads = [threading.Thread(target=submit) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert stored(invoices, f"RACE{round_}") == 1
+    assert sorted(results) == [201, 201, 201, 409, 409, 409]
