@@ -207,7 +207,7 @@ class Matching:
         po_row = store.get_po(session, row.order_reference) if row.order_reference else None
         po = po_from_json(po_row.document) if po_row is not None else None
         received = store.received_by_line(session, po.po_number) if po is not None else {}
-        prior = store.prior_invoiced(session, po.po_number, row.invoice_id) if po is not None else {}
+        prior = store.prior_invoiced(session, po.po_number, row) if po is not None else {}
         return MatchInputs(invoice=invoice_from_json(row.document), po=po, received=received,
                            prior=prior, first_seen_at=row.first_seen_at, now=now,
                            awaiting_since=row.awaiting_since)

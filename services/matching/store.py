@@ -242,12 +242,19 @@ def claim_due_invoice(session: Session, now: datetime, skip: set[str]) -> Invoic
     return session.scalars(stmt).first()
 
 
-def prior_invoiced(session: Session, po_number: str, exclude_invoice_id: str) -> dict[int, Invoiced]:
+def prior_invoiced(session: Session, po_number: str, invoice: InvoiceRow) -> dict[int, Invoiced]:
+    """What other invoices invoiced on each PO line: those cleared for payment (credit notes
+    included, negative) and those still in an open exception that arrived before this one
+    (first come, first served: a later invoice in trouble never blocks an earlier one)."""
+    earlier = or_(InvoiceRow.first_seen_at < invoice.first_seen_at,
+                  and_(InvoiceRow.first_seen_at == invoice.first_seen_at,
+                       InvoiceRow.invoice_id < invoice.invoice_id))
     rows = session.execute(
         select(InvoicedLine.po_line_no, func.sum(InvoicedLine.quantity), func.sum(InvoicedLine.amount))
         .join(InvoiceRow, InvoiceRow.invoice_id == InvoicedLine.invoice_id)
         .where(InvoicedLine.po_number == po_number, InvoiceRow.counts.is_(True),
-               InvoicedLine.invoice_id != exclude_invoice_id)
+               InvoicedLine.invoice_id != invoice.invoice_id,
+               or_(InvoiceRow.state == "cleared", earlier))
         .group_by(InvoicedLine.po_line_no)).all()
     return {int(n): Invoiced(Decimal(q), Decimal(a)) for n, q, a in rows}
 
