@@ -96,9 +96,10 @@ def receive_invoice(session: Session, outbox: Outbox, inv: Invoice, *, content_t
         status=RECEIVED, flags=flags, duplicate_of=suspect, document=document, match=None,
         received_at=now, updated_at=now,
     )
-    holder = store.add_invoice(session, row, keys, content_type, original)
-    if holder:
-        raise DuplicateInvoice(holder)
+    try:
+        store.add_invoice(session, row, keys, content_type, original)
+    except store.KeyTaken as taken:
+        raise DuplicateInvoice(taken.invoice_id) from taken
     event = InvoiceReceived.model_validate({
         **document,
         "invoice_id": invoice_id,

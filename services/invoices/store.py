@@ -129,31 +129,41 @@ def suspect_candidates(session: Session, keys: list[str], type_: str, currency: 
     return [Candidate(id=r.id, number_norm=r.number_norm, issue_date=r.issue_date) for r in rows]
 
 
+class KeyTaken(Exception):
+    """Another invoice already holds one of the supplier keys for this number and type."""
+
+    def __init__(self, invoice_id: str) -> None:
+        super().__init__(invoice_id)
+        self.invoice_id = invoice_id
+
+
 def add_invoice(session: Session, row: InvoiceRow, keys: list[str], content_type: str,
-                original: bytes) -> str | None:
-    """Insert the invoice; returns None, or the id of the invoice that already holds one of its
-    keys (then the caller must roll back). A concurrent identical insert waits on the unique
-    key until the first commits, then finds it here."""
-    session.add(row)
-    session.flush()
-    for key in sorted(keys):  # one order everywhere: no deadlocks between concurrent intakes
-        inserted = session.execute(
-            pg_insert(SupplierKeyRow)
-            .values(supplier_key=key, number_norm=row.number_norm, type=row.type, invoice_id=row.id)
-            .on_conflict_do_nothing()
-            .returning(SupplierKeyRow.invoice_id)
-        ).first()
-        if inserted is None:
-            return session.execute(
-                select(SupplierKeyRow.invoice_id).where(
-                    SupplierKeyRow.supplier_key == key,
-                    SupplierKeyRow.number_norm == row.number_norm,
-                    SupplierKeyRow.type == row.type)
-            ).scalar_one()
-    session.add(OriginalRow(invoice_id=row.id, content_type=content_type, body=original))
-    session.add(StatusChangeRow(invoice_id=row.id, status=row.status, event_type=None,
-                                event_id=None, at=row.received_at))
-    return None
+                original: bytes) -> None:
+    """Insert the invoice with its keys, original and first status, in a savepoint: raises
+    `KeyTaken` (having inserted nothing) when an invoice already holds one of its keys. A
+    concurrent identical insert waits on the unique key until the first commits, then finds
+    it here."""
+    with session.begin_nested():
+        session.add(row)
+        session.flush()
+        for key in sorted(keys):  # one order everywhere: no deadlocks between concurrent intakes
+            inserted = session.execute(
+                pg_insert(SupplierKeyRow)
+                .values(supplier_key=key, number_norm=row.number_norm, type=row.type,
+                        invoice_id=row.id)
+                .on_conflict_do_nothing()
+                .returning(SupplierKeyRow.invoice_id)
+            ).first()
+            if inserted is None:
+                raise KeyTaken(session.execute(
+                    select(SupplierKeyRow.invoice_id).where(
+                        SupplierKeyRow.supplier_key == key,
+                        SupplierKeyRow.number_norm == row.number_norm,
+                        SupplierKeyRow.type == row.type)
+                ).scalar_one())
+        session.add(OriginalRow(invoice_id=row.id, content_type=content_type, body=original))
+        session.add(StatusChangeRow(invoice_id=row.id, status=row.status, event_type=None,
+                                    event_id=None, at=row.received_at))
 
 
 # --- reads ---------------------------------------------------------------------------------------

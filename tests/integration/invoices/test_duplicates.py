@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.integration.invoices.conftest import post
+from tests.support.poll import wait_until
 from tests.support.stack import service_engine
 from tests.unit.invoices.documents import edit_ubl, make_cii, native
 
@@ -95,3 +96,46 @@ def test_the_same_invoice_posted_concurrently_is_stored_once(invoices, peppol_di
             t.join(30)
         assert stored(invoices, f"RACE{round_}") == 1
     assert sorted(results) == [201, 201, 201, 409, 409, 409]
+
+
+def test_a_second_transaction_waits_on_the_unique_key_then_finds_the_first(invoices,
+                                                                            peppol_dir):
+    """The race, step by step: both passed the duplicate look-up; the key constraint decides."""
+    from services.invoices.handlers import DuplicateInvoice, receive_invoice
+    from services.invoices.parsers import parse_document
+
+    xml = edit_ubl(peppol_dir / "vat-category-O.xml", {}, number="LOCKSTEP-1")
+    runtime = invoices.runtime
+    first = runtime.db.session()
+    first.begin()
+    received = receive_invoice(first, runtime.outbox, parse_document(xml, "application/xml"),
+                               content_type="application/xml", original=xml)
+    outcome: dict[str, str] = {}
+
+    def second() -> None:
+        # The caller keeps its transaction and commits: a refused invoice leaves nothing behind.
+        with runtime.db.session() as session, session.begin():
+            try:
+                receive_invoice(session, runtime.outbox, parse_document(xml, "application/xml"),
+                                content_type="application/xml", original=xml)
+                outcome["result"] = "stored"
+            except DuplicateInvoice as exc:
+                outcome["result"] = exc.existing_id
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    engine = service_engine(invoices.settings, "invoices")
+    try:
+        def waiting_on_a_lock() -> bool:
+            with engine.connect() as conn:
+                return conn.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'")).scalar_one() >= 1
+        wait_until(waiting_on_a_lock, message="the second insert to wait on the key")
+    finally:
+        engine.dispose()
+    first.commit()
+    first.close()
+    thread.join(15)
+    assert outcome == {"result": received.id}
+    assert stored(invoices, "LOCKSTEP1") == 1
