@@ -125,6 +125,7 @@ class DemoRun:
         self.suppliers = {s.id: s for s in world.suppliers}
         self.progress: Progress | None = None
         self.tasks: dict[str, Any] = {}
+        self._exceptions_seen = 0
 
     # -- plumbing -----------------------------------------------------------------------------
     def _problem(self, what: str) -> None:
@@ -132,7 +133,10 @@ class DemoRun:
 
     def _task(self, key: str, label: str, total: int) -> None:
         assert self.progress is not None
-        self.tasks[key] = self.progress.add_task(label, total=max(total, 1))
+        if key in self.tasks:  # a phase that comes round again reuses its bar
+            self.progress.reset(self.tasks[key], total=max(total, 1))
+        else:
+            self.tasks[key] = self.progress.add_task(label, total=max(total, 1))
         if total == 0:
             self.progress.update(self.tasks[key], completed=1)
 
@@ -165,9 +169,13 @@ class DemoRun:
             self.approve()
             self.collect_purchase_orders()
             self.receive_before_invoices()
-            self.send_invoices()
+            self.prepare_invoices()
+            self.send_invoices(misdirected=False)
             self.settle("invoices matched", [i for i in self.invoices if i.id])
             self.receive_late()
+            self.resolve_exceptions()
+            self.send_invoices(misdirected=True)
+            self.settle("misdirected invoices matched", [i for i in self.invoices if i.id])
             self.resolve_exceptions()
             self.settle("final invoice states", [i for i in self.invoices if i.id],
                         until=lambda s: s not in IN_FLIGHT_INVOICE)
@@ -430,12 +438,10 @@ class DemoRun:
             order_reference=order_ref, due_date=issue + timedelta(days=30),
             tax_rate=docs.tax_rate_for(supplier))
 
-    def send_invoices(self) -> None:
-        pos = [po for po in self.all_pos() if po.lines]
-        batch: list[InvoiceRun] = []
-        for po in pos:
-            doc = self._invoice_doc(po)
-            if not doc.lines:
+    def prepare_invoices(self) -> None:
+        for po in self.all_pos():
+            doc = self._invoice_doc(po) if po.lines else None
+            if doc is None or not doc.lines:
                 continue
             inv = InvoiceRun(po, doc, po.plan.invoice.format, "original", po.plan.invoice.fault)
             self.invoices.append(inv)
@@ -446,17 +452,24 @@ class DemoRun:
                 self.invoices.append(InvoiceRun(po, again, "json", "suspect_duplicate",
                                                 inv.fault))
         self._task("invoices", "invoices sent", len(self.invoices))
-        for inv in self.invoices:
-            if inv.fmt == "csv" and inv.role == "original":
-                batch.append(inv)
+
+    def send_invoices(self, misdirected: bool) -> None:
+        """Genuine invoices first (CSV ones in one batch file); invoices quoting a wrong or no
+        PO at the end of the month, once the genuine ones are matched and received: matching
+        counts a misdirected invoice's quantities against the PO it quotes (see the report)."""
+        wrong = (sc.WRONG_PO, sc.NO_PO)
+        todo = [i for i in self.invoices if (i.fault in wrong) == misdirected and not i.id
+                and not i.refused]
+        batch = [i for i in todo if i.fmt == "csv" and i.role == "original"]
         self._post_batch(batch)
-        for inv in self.invoices:
-            if inv.fmt == "csv" and inv.role == "original":
+        in_batch = {id(i) for i in batch}
+        for inv in todo:
+            if id(inv) in in_batch:
                 continue
-            if inv.fmt == "csv":  # a duplicate line-up in a second CSV file
+            if inv.fmt == "csv":  # a CSV file of its own
                 self._post_batch([inv])
-                continue
-            self._post_one(inv)
+            else:
+                self._post_one(inv)
 
     def _post_one(self, inv: InvoiceRun) -> None:
         body, content_type = docs.encode(inv.doc, inv.fmt)
@@ -515,19 +528,22 @@ class DemoRun:
 
     # -- AP clerks ------------------------------------------------------------------------------
     @staticmethod
-    def clerk_action(reasons: list[str]) -> tuple[str, str, str]:
+    def clerk_action(reasons: list[str], first_look: bool = True) -> tuple[str, str, str]:
         """What an AP clerk does with an exception, by its reasons: (action, reason code,
-        comment)."""
+        comment). On the first look a quantity short of receipts is matched again (the goods
+        may have arrived since); what is still wrong afterwards is settled for good."""
         r = set(reasons)
         if "DUPLICATE_SUSPECTED" in r:
             return "reject", "DUPLICATE", "Same amount and a near-identical number: a duplicate."
         if r & {"PO_NOT_FOUND", "SUPPLIER_MISMATCH", "CURRENCY_MISMATCH", "LINE_NOT_ON_PO",
                 "PO_CLOSED"}:
             return "reject", "WRONG_PO", "Not our order: returned to the supplier."
-        if r & {"QTY_OVER_ORDERED", "QTY_OVER_RECEIVED"}:
-            return "request_credit_note", "OVERBILLED", "Billed more than ordered/received."
-        if "MISSING_RECEIPT" in r:
-            return "rematch", "RECEIPT_POSTED", "Receipt recorded since; matching again."
+        if "QTY_OVER_ORDERED" in r:
+            return "request_credit_note", "OVERBILLED", "Billed more than ordered."
+        if r & {"QTY_OVER_RECEIVED", "MISSING_RECEIPT"}:
+            if first_look:
+                return "rematch", "RECEIPT_POSTED", "Goods received since; matching again."
+            return "request_credit_note", "NOT_DELIVERED", "Billed more than was delivered."
         return "accept", "PRICE_AGREED", "Price increase confirmed by the buyer."
 
     def _our_exceptions(self, status: str) -> list[dict[str, Any]]:
@@ -537,30 +553,42 @@ class DemoRun:
         return [e for e in items if e["invoice_id"] in ours]
 
     def resolve_exceptions(self) -> None:
-        open_ = self._our_exceptions("open")
-        self._task("exceptions", "exceptions resolved", len(open_))
-        credit_notes: list[tuple[dict[str, Any], InvoiceRun]] = []
-        ours = {i.id: i for i in self.invoices if i.id}
-        for n, exc in enumerate(open_):
-            self.exceptions[exc["id"]] = exc
-            clerk = CLERKS[n % len(CLERKS)]
-            self.api.post("matching", f"/exceptions/{exc['id']}/assign", user=clerk,
-                          roles=("ap_clerk",), json={"assignee": clerk})
-            action, code, comment = self.clerk_action(exc.get("reasons") or [])
-            try:
-                out = self.api.post("matching", f"/exceptions/{exc['id']}/resolve", user=clerk,
-                                    roles=("ap_clerk",),
-                                    json={"action": action, "reason_code": code,
-                                          "comment": comment})
-                self.exceptions[exc["id"]] = out
-            except ApiError as exc_:
-                self._problem(str(exc_))
-            if action == "request_credit_note":
-                credit_notes.append((exc, ours[exc["invoice_id"]]))
-            self._advance("exceptions")
-        # Suppliers answer credit-note requests; the clerk then matches the invoice again.
-        for exc, inv in credit_notes:
-            self._credit_note_for(exc, inv)
+        if "exceptions" not in self.tasks:
+            self._task("exceptions", "exceptions resolved", 0)
+            self._exceptions_seen = 0
+        total = self._exceptions_seen
+        for look in (1, 2):
+            # A rematch that still fails keeps its exception open with the remaining reasons:
+            # the second look takes every open one again.
+            open_ = self._our_exceptions("open")
+            if not open_:
+                break
+            total += len(open_)
+            self._set("exceptions", total - len(open_), total)
+            credit_notes: list[tuple[dict[str, Any], InvoiceRun]] = []
+            ours = {i.id: i for i in self.invoices if i.id}
+            for n, exc in enumerate(open_):
+                self.exceptions[exc["id"]] = exc
+                clerk = CLERKS[n % len(CLERKS)]
+                self.api.post("matching", f"/exceptions/{exc['id']}/assign", user=clerk,
+                              roles=("ap_clerk",), json={"assignee": clerk})
+                action, code, comment = self.clerk_action(exc.get("reasons") or [], look == 1)
+                try:
+                    out = self.api.post("matching", f"/exceptions/{exc['id']}/resolve",
+                                        user=clerk, roles=("ap_clerk",),
+                                        json={"action": action, "reason_code": code,
+                                              "comment": comment})
+                    self.exceptions[exc["id"]] = out
+                except ApiError as err:
+                    self._problem(str(err))
+                if action == "request_credit_note":
+                    credit_notes.append((exc, ours[exc["invoice_id"]]))
+                self._advance("exceptions")
+            # Suppliers answer credit-note requests; the invoice is then matched again.
+            for exc, inv in credit_notes:
+                self._credit_note_for(exc, inv)
+            self._exceptions_seen = total
+            self.settle("invoices after the AP clerks", [i for i in self.invoices if i.id])
 
     def _credit_note_for(self, exc: dict[str, Any], inv: InvoiceRun) -> None:
         if inv.po is None:
@@ -582,10 +610,17 @@ class DemoRun:
                               preceding_invoice=inv.doc.number, tax_rate=inv.doc.tax_rate)
         cn = InvoiceRun(inv.po, doc, "ubl", "credit_note", inv.fault)
         self.invoices.append(cn)
+        if self.progress is not None and "invoices" in self.tasks:
+            self.progress.update(self.tasks["invoices"], total=len(self.invoices))
         self._post_one(cn)
         if cn.id:
             self.settle(f"credit note {doc.number[-6:]}", [cn])
         clerk = CLERKS[0]
+        current = self.api.get("matching", f"/exceptions/{exc['id']}", user=clerk,
+                               roles=("ap_clerk",))
+        if current["status"] == "resolved":  # matching re-ran it when the credit note came
+            self.exceptions[exc["id"]] = current
+            return
         try:
             out = self.api.post("matching", f"/exceptions/{exc['id']}/resolve", user=clerk,
                                 roles=("ap_clerk",),

@@ -37,9 +37,9 @@ FAULT_RESOLUTION = {
     SUSPECT_DUP: REJECT_INV,
 }
 
-_APPROVAL_WEIGHTS = ((APPROVE, 76), (REJECT, 9), (CHANGES, 10), (CANCEL, 5))
+_APPROVAL_WEIGHTS = ((APPROVE, 80), (REJECT, 7), (CHANGES, 8), (CANCEL, 5))
 _RECEIPT_WEIGHTS = ((FULL, 58), (PARTIAL_THEN_REST, 14), (LATE, 16), (PARTIAL_ONLY, 12))
-_FAULT_WEIGHTS = ((CLEAN, 64), (PRICE_WITHIN, 11), (PRICE_OUTSIDE, 9), (OVER_BILLED, 7),
+_FAULT_WEIGHTS = ((CLEAN, 72), (PRICE_WITHIN, 11), (PRICE_OUTSIDE, 9), (OVER_BILLED, 7),
                   (WRONG_PO, 6), (NO_PO, 4), (EXACT_DUP, 7), (SUSPECT_DUP, 6))
 # The faults every run of a reasonable size shows at least once.
 _MUST_SHOW = (PRICE_OUTSIDE, OVER_BILLED, WRONG_PO, SUSPECT_DUP, EXACT_DUP, PRICE_WITHIN, NO_PO)
@@ -63,9 +63,9 @@ CATALOG: dict[str, tuple[Item, ...]] = {
         Item("Network switch 24 port", "EA", Decimal("880"), qty_range=(1, 3)),
     ),
     "OFFICE": (
-        Item("Printer paper A4, box of 5 reams", "BX", Decimal("24.50"), qty_range=(5, 40)),
+        Item("Printer paper A4, box of 5 reams", "XBX", Decimal("24.50"), qty_range=(5, 40)),
         Item("Ergonomic office chair", "EA", Decimal("420"), qty_range=(1, 8)),
-        Item("Whiteboard markers, pack of 12", "PK", Decimal("11.90"), qty_range=(2, 20)),
+        Item("Whiteboard markers, pack of 12", "XPK", Decimal("11.90"), qty_range=(2, 20)),
         Item("Standing desk frame", "EA", Decimal("560"), qty_range=(1, 6)),
     ),
     "FACILITIES": (
@@ -288,7 +288,7 @@ def build_plan(world: World, requisitions: int = 40, seed: int = 42,
     rng.shuffle(must_show)
     must_decide = [REJECT, CHANGES, CANCEL]
     rng.shuffle(must_decide)
-    po_count = ordered_pos = needs_approval = 0
+    ordered_pos = needs_approval = 0
     plans: list[RequisitionPlan] = []
     for index in range(requisitions):
         currency = rng.choices(currencies, weights=weights)[0]
@@ -316,10 +316,11 @@ def build_plan(world: World, requisitions: int = 40, seed: int = 42,
             sup_lines = [line for line in lines if line.supplier_id == supplier.id]
             goods = any(line.receipt_required for line in sup_lines)
             receipt = _pick(rng, _RECEIPT_WEIGHTS) if goods else SERVICES_ONLY
-            fmt = formats[po_count] if po_count < len(formats) else rng.choice(FORMATS)
             ordered = approval in (AUTO, APPROVE, CHANGES)
-            # The instructive faults go on every other ordered PO: clean ones stay the norm.
-            if ordered and must_show and ordered_pos % 2 == 1:
+            # Every format on an ordered PO early on, then a random mix.
+            fmt = formats.pop() if ordered and formats else rng.choice(FORMATS)
+            # The instructive faults go on every third ordered PO: clean ones stay the norm.
+            if ordered and must_show and ordered_pos % 3 == 1:
                 fault = must_show.pop()
             else:
                 fault = _pick(rng, _FAULT_WEIGHTS)
@@ -337,7 +338,6 @@ def build_plan(world: World, requisitions: int = 40, seed: int = 42,
                 else:
                     invoice = _with_fault(invoice, NO_PO)
             pos.append(PoPlan(supplier.id, receipt, invoice, receipt_day))
-            po_count += 1
         plans.append(RequisitionPlan(
             index=index,
             requester=requester,
