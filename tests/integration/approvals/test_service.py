@@ -107,6 +107,8 @@ def test_submission_to_decision_over_kafka_and_http(approval_settings):
         assert {"submitted", "task_assigned", "decision", "approved"} <= {h["kind"] for h in view["history"]}
         assert c.get(f"/approvals/{req.requisition_id}",
                      headers=bearer("mallory", "requester")).status_code == 403
+        ready = c.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["checks"]["temporal"] == "ok"
         metrics = c.get("/metrics").text
         assert 'p2p_approval_decisions_total{outcome="approved"}' in metrics
         assert "p2p_approval_tasks_open" in metrics and "p2p_approval_cycle_seconds_count" in metrics
@@ -244,7 +246,19 @@ def test_delegation_reassign_policy_and_preview(approval_settings):
         assert view["steps"][0]["decisions"][0] | {"at": None} == {
             "by": "ivan", "on_behalf_of": "bob", "decision": "approve", "comment": None,
             "at": None, "task_id": task["task_id"]}
+        assert view["policy_version"] == 2  # submitted after the PUT
+        # A task assigned while bob is away is announced to his delegate.
+        reader = TopicReader(s, s.topic("p2p.approvals"))
+        req3 = submitted("1500.00")
+        produce(s, req3)
+        [announced] = wait_until(lambda: [e for e in reader.envelopes()
+                                          if e.type == ApprovalTaskAssigned.ce_type
+                                          and e.subject == req3.requisition_id], 30)
+        assert (announced.data["assignee"], announced.data["on_behalf_of"]) == ("ivan", "bob")
+        reader.close()
         assert c.delete("/delegations/me", headers=bearer("bob", "approver")).status_code == 204
+        assert inbox(c, "ivan", req3.requisition_id) == []
+        assert inbox(c, "bob", req3.requisition_id)[0]["on_behalf_of"] is None
         assert c.delete("/delegations/me", headers=bearer("bob", "approver")).status_code == 404
 
         # Reassign: only the assignee or an admin; the new assignee's inbox gets it.
