@@ -50,7 +50,8 @@ def build_inputs(n: int) -> list[MatchInputs]:
         )
         po = PurchaseOrder(po_number=f"PO-{i:06d}", supplier_id="SUP-ACME",
                            supplier_keys=supplier_keys("SUP-ACME", "DE123456789"),
-                           currency="EUR", lines=po_lines, requester="alice")
+                           currency="EUR", lines=po_lines, requester="alice",
+                           vat_id="DE123456789")
         lines = []
         for j in range(5):
             price = Decimal("120.00") + j + (Decimal("9.99") if i % 5 == 0 and j == 2 else 0)

@@ -102,7 +102,7 @@ def match_of(svc, invoice_id: str) -> dict | None:
 
 
 def wait_status(svc, invoice_id: str, status: str, timeout: float = 30.0) -> dict:
-    def reached():  # noqa: ANN202
+    def reached():
         m = match_of(svc, invoice_id)
         return m if m is not None and m["status"] == status else None
 
