@@ -229,11 +229,12 @@ def to_ubl(doc: InvoiceDoc) -> bytes:
 
 def ubl_from_example(example: bytes, *, number: str, issue_date: date, po_number: str,
                      supplier: SupplierProfile, lines: list[DocLine],
-                     tax_rate: Decimal = Decimal("25")) -> bytes:
+                     tax_rate: Decimal = Decimal("25"), keep_charges: bool = False) -> bytes:
     """A real PEPPOL example made to fit one of our POs: its number and dates, the PO number as
-    `cac:OrderReference/cbc:ID`, the seeded supplier's identifiers, the PO's lines and prices
-    (document-level allowances/charges dropped: they are not on the PO), totals recomputed.
-    Everything else (parties' addresses, payment means, terms, item details) stays as it was."""
+    `cac:OrderReference/cbc:ID`, the seeded supplier's identifiers, the PO's lines and prices,
+    totals recomputed. Document-level allowances/charges are dropped (they are not on the PO)
+    unless `keep_charges`. Everything else (parties' addresses, payment means, terms, item
+    details) stays as it was."""
     parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=True)
     root = etree.fromstring(example, parser)
     ns = {"cac": UBL_NS["cac"], "cbc": UBL_NS["cbc"]}
@@ -263,12 +264,16 @@ def ubl_from_example(example: bytes, *, number: str, issue_date: date, po_number
     endpoint = one("cbc:EndpointID", party)
     endpoint.text, endpoint.attrib["schemeID"] = value, scheme
     one("cac:PartyTaxScheme/cbc:CompanyID", party).text = supplier.vat_id
+    charges = Decimal(0)
     for charge in root.findall("cac:AllowanceCharge", ns):
-        root.remove(charge)
+        if keep_charges:
+            amount = Decimal(one("cbc:Amount", charge).text or "0")
+            charges += amount if one("cbc:ChargeIndicator", charge).text == "true" else -amount
+        else:
+            root.remove(charge)
     template = one("cac:InvoiceLine")
     for old in root.findall("cac:InvoiceLine", ns):
         root.remove(old)
-    currency = one("cbc:DocumentCurrencyCode").text
     net = Decimal(0)
     for line in lines:
         node = etree.fromstring(etree.tostring(template), parser)
@@ -284,21 +289,21 @@ def ubl_from_example(example: bytes, *, number: str, issue_date: date, po_number
         one("cac:Price/cbc:PriceAmount", node).text = str(line.unit_price)
         root.append(node)
         net += line.net_amount
-    tax = money(net * tax_rate / 100)
+    taxable = net + charges
+    tax = money(taxable * tax_rate / 100)
     total = one("cac:TaxTotal")
     one("cbc:TaxAmount", total).text = str(tax)
     sub = one("cac:TaxSubtotal", total)
-    one("cbc:TaxableAmount", sub).text = str(net)
+    one("cbc:TaxableAmount", sub).text = str(taxable)
     one("cbc:TaxAmount", sub).text = str(tax)
     legal = one("cac:LegalMonetaryTotal")
     one("cbc:LineExtensionAmount", legal).text = str(net)
-    one("cbc:TaxExclusiveAmount", legal).text = str(net)
-    one("cbc:TaxInclusiveAmount", legal).text = str(net + tax)
-    one("cbc:PayableAmount", legal).text = str(net + tax)
+    one("cbc:TaxExclusiveAmount", legal).text = str(taxable)
+    one("cbc:TaxInclusiveAmount", legal).text = str(taxable + tax)
+    one("cbc:PayableAmount", legal).text = str(taxable + tax)
     charge_total = legal.find("cbc:ChargeTotalAmount", ns)
-    if charge_total is not None:
+    if charge_total is not None and not keep_charges:
         legal.remove(charge_total)
-    del currency
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
