@@ -39,7 +39,8 @@ from shared.contracts.approvals import ApprovalDecided
 from shared.contracts.requisitions import RequisitionLine, RequisitionSubmitted
 from shared.devstack import free_port, temporal_process, temporal_ready, wait_for
 from shared.envelope import Envelope
-from shared.kafka import bootstrap as bootstrap_servers, create_topics
+from shared.kafka import bootstrap as bootstrap_servers
+from shared.kafka import create_topics
 from shared.settings import Settings
 
 

@@ -16,7 +16,7 @@ from services.approvals import store
 from services.approvals.domain import RoutingRequest
 from services.approvals.handlers import ApprovalService, money, now
 from shared.auth import CurrentUser, User, require_roles
-from shared.errors import BadRequest, NotFound, UnsupportedMediaType, Unprocessable, field_error
+from shared.errors import BadRequest, NotFound, Unprocessable, UnsupportedMediaType, field_error
 from shared.service import RuntimeDep, SessionDep
 
 router = APIRouter()
@@ -96,7 +96,7 @@ class PreviewRequest(BaseModel):
              summary="The chain a requisition would get, starting nothing (the caller is the requester)")
 def preview(body: PreviewRequest, session: SessionDep, service: ServiceDep,
             user: Annotated[User, require_roles("requester")]) -> dict[str, Any]:
-    total = sum((line.quantity * line.unit_price for line in body.lines), Decimal("0"))
+    total = sum((line.quantity * line.unit_price for line in body.lines), Decimal(0))
     request = RoutingRequest(requester=user.id, cost_center=body.cost_center,
                              currency=body.currency, total=total,
                              categories=frozenset(l.category for l in body.lines if l.category))

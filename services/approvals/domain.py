@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import isodate
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -27,9 +27,11 @@ class _Doc(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Field validators raise ValueError: pydantic reports those (not TypeError) as field errors.
+
 def _positive_decimal(value: Any) -> Decimal:
     if isinstance(value, float):
-        raise ValueError("must be a decimal string, not a float")
+        raise ValueError("must be a decimal string, not a float")  # noqa: TRY004
     try:
         d = Decimal(str(value))
     except InvalidOperation as exc:
@@ -41,7 +43,7 @@ def _positive_decimal(value: Any) -> Decimal:
 
 def _duration(value: Any) -> str:
     if not isinstance(value, str):
-        raise ValueError("must be an ISO 8601 duration string such as PT24H")
+        raise ValueError("must be an ISO 8601 duration string such as PT24H")  # noqa: TRY004
     try:
         parsed = isodate.parse_duration(value)
     except (isodate.ISO8601Error, ValueError) as exc:
@@ -103,9 +105,7 @@ class RuleCondition(_Doc):
                 return False
         if self.min_amount is not None and amount_base < self.min_amount:
             return False
-        if self.max_amount is not None and amount_base >= self.max_amount:
-            return False
-        return True
+        return self.max_amount is None or amount_base < self.max_amount
 
 
 class Rule(_Doc):
@@ -118,7 +118,7 @@ class Rule(_Doc):
 class Policy(_Doc):
     base_currency: str
     fx_rates: dict[str, Decimal] = Field(default_factory=dict)  # 1 unit = x base
-    auto_approve_below: Decimal = Decimal("0")
+    auto_approve_below: Decimal = Decimal(0)
     sla: Sla = Field(default_factory=Sla)
     users: list[User] = Field(min_length=1)
     cost_centers: list[CostCenter] = Field(default_factory=list)
@@ -355,7 +355,7 @@ def escalation_target(assignee: str, managers: dict[str, str], requester: str,
 class DecisionRefused(Exception):
     """A decision the workflow must not record; `kind` maps to an HTTP status."""
 
-    STATUS = {"not_found": 404, "forbidden": 403, "conflict": 409, "invalid": 422}
+    STATUS: ClassVar[dict[str, int]] = {"not_found": 404, "forbidden": 403, "conflict": 409, "invalid": 422}
 
     def __init__(self, kind: str, message: str, path: str | None = None) -> None:
         super().__init__(message)

@@ -166,10 +166,11 @@ class ApprovalService:
             requester=event.requester, cost_center=event.cost_center, currency=event.currency,
             total=event.total, categories=frozenset(l.category for l in event.lines if l.category))
         at = now()
-        row = dict(workflow_id=wf_id, requisition_id=event.requisition_id,
-                   submission=event.submission, title=event.title, requester=event.requester,
-                   cost_center=event.cost_center, amount=event.total, currency=event.currency,
-                   policy_version=version, submitted_at=event.submitted_at)
+        row = {"workflow_id": wf_id, "requisition_id": event.requisition_id,
+               "submission": event.submission, "title": event.title,
+               "requester": event.requester, "cost_center": event.cost_center,
+               "amount": event.total, "currency": event.currency, "policy_version": version,
+               "submitted_at": event.submitted_at}
         try:
             chain = route(request, policy)
         except RoutingError as exc:

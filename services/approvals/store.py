@@ -12,7 +12,7 @@ import base64
 import json
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -30,12 +30,13 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB, insert as pg_insert
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON().with_variant(JSONB(), "postgresql"),
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON().with_variant(JSONB(), "postgresql"),
                            list[Any]: JSON().with_variant(JSONB(), "postgresql")}
 
 

@@ -9,7 +9,6 @@ reject / request_changes, after the last level, or on the `cancel` signal.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -171,11 +170,11 @@ def task_id_for(workflow_id: str, level: int, approver: str) -> str:
     return str(uuid.uuid5(_TASK_NS, f"{workflow_id}/{level}/{approver}"))
 
 
-_ACTIVITY_OPTS = dict(
-    start_to_close_timeout=timedelta(seconds=30),
-    retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200),
-                             maximum_interval=timedelta(seconds=30)),
-)
+_ACTIVITY_OPTS: dict = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=200),
+                                maximum_interval=timedelta(seconds=30)),
+}
 
 
 def _refusal(exc: DecisionRefused) -> ApplicationError:
@@ -281,8 +280,9 @@ class RequisitionApproval:
             seen = self._changes
             timeout = min(tm.due for tm in timers) - now if timers else None
             try:
-                await workflow.wait_condition(lambda: self._changes != seen, timeout=timeout)
-            except asyncio.TimeoutError:
+                await workflow.wait_condition(lambda seen=seen: self._changes != seen,
+                                              timeout=timeout)
+            except TimeoutError:
                 pass
 
     # -- the run ---------------------------------------------------------------------------

@@ -26,7 +26,7 @@ async def record_history(requisition_id: str | None = None) -> WorkflowHistory:
         return await h.fetch_history()
 
 
-async def start_and_walk(env, rec, queue, requisition_id):  # noqa: ANN001, ANN201
+async def start_and_walk(env, rec, queue, requisition_id):
     h = await start(env, queue, approval_input(("all", ["bob"]), ("any", ["carol", "ivan"]),
                                                requisition_id=requisition_id))
     [task] = await open_tasks(rec, 1)

@@ -32,23 +32,23 @@ def submitted(amount: str, *, requester: str = "alice", cc: str = "CC-100",
         title="Build servers", requester=requester, cost_center=cc, currency=currency,
         total=Decimal(amount),
         lines=[RequisitionLine(line_no=1, description="server", category=category,
-                               quantity=Decimal("1"), unit_price=Decimal(amount),
+                               quantity=Decimal(1), unit_price=Decimal(amount),
                                amount=Decimal(amount), supplier_id="SUP-1")],
         submitted_at=datetime.now(UTC))
 
 
-def inbox(client, user: str, req_id: str) -> list[dict]:  # noqa: ANN001
+def inbox(client, user: str, req_id: str) -> list[dict]:
     r = client.get("/inbox", headers=bearer(user, "approver"))
     assert r.status_code == 200, r.text
     return [t for t in r.json()["items"] if t["requisition_id"] == req_id]
 
 
-def task_of(client, user: str, req_id: str) -> dict:  # noqa: ANN001
+def task_of(client, user: str, req_id: str) -> dict:
     return wait_until(lambda: (inbox(client, user, req_id) or [None])[0], 30,
                       message=f"a task for {user} on {req_id}")
 
 
-def decide(client, user: str, task_id: str, decision: str = "approve",  # noqa: ANN001
+def decide(client, user: str, task_id: str, decision: str = "approve",
            comment: str | None = None, status: int = 200) -> dict:
     body = {"decision": decision} | ({"comment": comment} if comment is not None else {})
     r = client.post(f"/tasks/{task_id}/decision", json=body, headers=bearer(user, "approver"))
@@ -57,7 +57,7 @@ def decide(client, user: str, task_id: str, decision: str = "approve",  # noqa: 
 
 
 def decided_events(reader: TopicReader, req_id: str, count: int = 1, timeout: float = 30) -> list:
-    def found():  # noqa: ANN202
+    def found():
         evs = [e for e in reader.envelopes()
                if e.type == ApprovalDecided.ce_type and e.subject == req_id]
         return evs if len(evs) >= count else None
@@ -204,8 +204,8 @@ def test_delegation_reassign_policy_and_preview(approval_settings):
         assert got["version"] == 1 and len(got["policy"]["users"]) >= 12
         assert c.put("/policy", content=b"{}", headers={**bearer("bob", "approver"),
                      "content-type": "application/json"}).status_code == 403
-        bad = "\n".join(["base_currency: EUR", "users:", "  - {id: a, name: A, manager: b}",
-                         "  - {id: b, name: B, manager: a}"])
+        bad = ("base_currency: EUR\nusers:\n  - {id: a, name: A, manager: b}\n"
+               "  - {id: b, name: B, manager: a}\n")
         r = c.put("/policy", content=bad, headers={**admin, "content-type": "application/yaml"})
         assert r.status_code == 422 and r.json()["errors"][0]["rule"] == "manager_cycle"
         assert c.put("/policy", content=b"x: [", headers={**admin, "content-type": "application/yaml"}).status_code == 400

@@ -26,11 +26,11 @@ from tests.integration.approvals.wf_support import (
 pytestmark = pytest.mark.integration
 
 
-def run(coro):  # noqa: ANN001, ANN201
+def run(coro):
     return asyncio.run(coro)
 
 
-async def refused(handle, decision: DecisionInput) -> ApplicationError:  # noqa: ANN001
+async def refused(handle, decision: DecisionInput) -> ApplicationError:
     with pytest.raises(WorkflowUpdateFailedError) as err:
         await handle.execute_update(RequisitionApproval.decide, decision)
     assert isinstance(err.value.cause, ApplicationError)
@@ -115,7 +115,7 @@ def test_a_delegate_decides_on_behalf_of_the_assignee():
 
 @pytest.mark.parametrize(("decision", "outcome"), [("reject", "rejected"),
                                                     ("request_changes", "changes_requested")])
-def test_reject_and_request_changes_end_the_approval_at_once(decision, outcome):  # noqa: ANN001
+def test_reject_and_request_changes_end_the_approval_at_once(decision, outcome):
     async def scenario() -> None:
         async with approval_env() as (env, rec, queue):
             h = await start(env, queue, approval_input(("any", ["bob", "ivan"]), ("all", ["carol"])))

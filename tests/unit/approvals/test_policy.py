@@ -10,7 +10,7 @@ from services.approvals.domain import PolicyInvalid, parse_policy
 from tests.unit.approvals.test_routing import BASE
 
 
-def errors_of(mutate) -> list[tuple[str, str, str]]:  # noqa: ANN001
+def errors_of(mutate) -> list[tuple[str, str, str]]:
     doc = copy.deepcopy(BASE)
     mutate(doc)
     with pytest.raises(PolicyInvalid) as err:
@@ -18,7 +18,7 @@ def errors_of(mutate) -> list[tuple[str, str, str]]:  # noqa: ANN001
     return err.value.errors
 
 
-def paths(errors) -> set[tuple[str, str]]:  # noqa: ANN001
+def paths(errors) -> set[tuple[str, str]]:
     return {(p, r) for p, r, _ in errors}
 
 
@@ -35,7 +35,7 @@ def test_unknown_manager_is_reported_at_its_path():
 
 
 def test_manager_cycle_is_reported():
-    def cycle(d):  # noqa: ANN001, ANN202
+    def cycle(d):
         d["users"][3]["manager"] = "bob"  # dana -> bob -> carol -> dana
     errs = errors_of(cycle)
     assert any(r == "manager_cycle" for _, r, _ in errs)
@@ -48,7 +48,7 @@ def test_self_management_is_a_cycle():
 
 
 def test_unknown_cost_center_owner_and_rule_approver():
-    def broken(d):  # noqa: ANN001, ANN202
+    def broken(d):
         d["cost_centers"][0]["owner"] = "ghost"
         d["rules"][1]["approvers"] = ["dana", "nobody"]
     assert {("cost_centers[0].owner", "unknown_user"),
@@ -72,7 +72,7 @@ def test_duplicate_user_ids():
     (lambda d: d.__delitem__("users"), "users"),
     (lambda d: d["users"][2].__delitem__("name"), "users[2].name"),
 ])
-def test_schema_errors_carry_the_path(mutate, path):  # noqa: ANN001
+def test_schema_errors_carry_the_path(mutate, path):
     assert path in {p for p, _, _ in errors_of(mutate)}
 
 

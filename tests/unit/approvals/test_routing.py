@@ -42,12 +42,12 @@ BASE = {
 }
 
 
-def policy(**changes):  # noqa: ANN003, ANN201
+def policy(**changes):
     return parse_policy({**BASE, **changes})
 
 
 def chain(amount: str, *, requester: str = "alice", currency: str = "EUR", cc: str = "CC-100",
-          categories: tuple[str, ...] = (), pol=None):  # noqa: ANN001, ANN201
+          categories: tuple[str, ...] = (), pol=None):
     result = route(RoutingRequest(requester, cc, currency, Decimal(amount), frozenset(categories)),
                    pol or policy())
     return [(s.mode, list(s.approvers)) for s in result.steps], result
@@ -147,7 +147,7 @@ def test_the_demo_policy_routes_three_level_chains():
     assert len(demo.users) >= 12 and len(demo.cost_centers) == 4
     assert {"USD", "GBP", "SEK", "NOK"} <= set(demo.fx_rates) and demo.base_currency == "EUR"
     for cc in demo.cost_centers:
-        steps = route(RoutingRequest("nobody", cc.id, "EUR", Decimal("60000")), demo).steps
+        steps = route(RoutingRequest("nobody", cc.id, "EUR", Decimal(60000)), demo).steps
         assert len(steps) == 3, cc.id
-    it = route(RoutingRequest("alice", "CC-100", "EUR", Decimal("800"), frozenset({"IT"})), demo)
+    it = route(RoutingRequest("alice", "CC-100", "EUR", Decimal(800), frozenset({"IT"})), demo)
     assert [list(s.approvers) for s in it.steps] == [["bob"], ["ivan"]]
