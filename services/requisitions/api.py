@@ -9,124 +9,38 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from services.requisitions import domain, handlers, store
+from services.requisitions import domain, handlers, store, validation
 from services.requisitions.domain import POStatus, Requisition, RequisitionStatus
+from services.requisitions.schemas import (
+    CancelIn,
+    CloseIn,
+    POOut,
+    POPage,
+    ReceiptCreated,
+    ReceiptIn,
+    RequisitionIn,
+    RequisitionOut,
+    RequisitionPage,
+    RequisitionPatch,
+    SupplierIn,
+    SupplierOut,
+    SupplierPage,
+)
 from shared.auth import CurrentUser, User, require_roles
 from shared.errors import Unprocessable, field_error
 from shared.service import RuntimeDep, SessionDep
 
 router = APIRouter()
 
-Quantity = Annotated[Decimal, Field(max_digits=18, decimal_places=6,
-                                    description="decimal string, e.g. \"10.5\"")]
-Money = Annotated[Decimal, Field(max_digits=18, decimal_places=6,
-                                 description="decimal string, e.g. \"1234.50\"")]
 Limit = Annotated[int, Query(ge=1, le=500, description="page size (default 50, max 500)")]
 Admin = Annotated[User, require_roles("admin")]
 Requester = Annotated[User, require_roles("requester")]
-
-
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        # PostgreSQL text cannot hold NUL: refuse it here instead of failing in the database.
-        items = value if isinstance(value, list) else [value]
-        if any(isinstance(x, str) and "\x00" in x for x in items):
-            raise ValueError("must not contain NUL characters")
-        return value
-
-
-class SupplierIn(_In):
-    id: str = Field(min_length=1, max_length=64, examples=["SUP-ACME"])
-    name: str = Field(min_length=1, max_length=300)
-    vat_id: str | None = Field(None, max_length=40, examples=["DE123456789"])
-    peppol_id: str | None = Field(None, max_length=120, examples=["0088:9482348239847239874"])
-    identifiers: list[str] = Field(default_factory=list, max_length=50)
-    currency: str | None = Field(None, max_length=10, examples=["EUR"])
-
-
-class LineIn(_In):
-    description: str = Field(min_length=1, max_length=1000)
-    category: str | None = Field(None, max_length=100)
-    quantity: Quantity
-    uom: str = Field(domain.DEFAULT_UOM, max_length=35,
-                     description="UN/ECE Recommendation 20 unit code")
-    unit_price: Money
-    supplier_id: str = Field(min_length=1, max_length=64)
-    receipt_required: bool = Field(True, description="false = services, two-way match")
-
-    def draft(self) -> domain.LineDraft:
-        return domain.LineDraft(description=self.description, quantity=self.quantity,
-                                unit_price=self.unit_price, supplier_id=self.supplier_id,
-                                category=self.category, uom=self.uom,
-                                receipt_required=self.receipt_required)
-
-
-class RequisitionIn(_In):
-    title: str = Field(min_length=1, max_length=300)
-    cost_center: str = Field(min_length=1, max_length=64)
-    currency: str = Field(max_length=10, examples=["EUR"])
-    needed_by: date | None = None
-    justification: str | None = Field(None, max_length=5000)
-    lines: list[LineIn] = Field(max_length=domain.MAX_LINES)
-
-    def draft(self) -> domain.RequisitionDraft:
-        return domain.RequisitionDraft(title=self.title, cost_center=self.cost_center,
-                                       currency=self.currency, needed_by=self.needed_by,
-                                       justification=self.justification,
-                                       lines=[ln.draft() for ln in self.lines])
-
-
-class RequisitionPatch(_In):
-    title: str | None = Field(None, min_length=1, max_length=300)
-    cost_center: str | None = Field(None, min_length=1, max_length=64)
-    currency: str | None = Field(None, max_length=10)
-    needed_by: date | None = None
-    justification: str | None = Field(None, max_length=5000)
-    lines: list[LineIn] | None = Field(None, max_length=domain.MAX_LINES,
-                                       description="replaces every line")
-
-    def changes(self) -> dict[str, Any]:
-        sent = self.model_fields_set
-        nulls = [f for f in ("title", "cost_center", "currency", "lines")
-                 if f in sent and getattr(self, f) is None]
-        if nulls:
-            raise Unprocessable("required fields cannot be set to null", errors=[
-                field_error(f, "not_null", f"{f} cannot be null") for f in nulls])
-        out: dict[str, Any] = {f: getattr(self, f) for f in sent}
-        if "lines" in out:
-            out["lines"] = [ln.draft() for ln in self.lines or []]
-        return out
-
-
-class CancelIn(_In):
-    reason: str | None = Field(None, max_length=2000)
-
-
-class ReceiptLineIn(_In):
-    line_no: int = Field(ge=1, le=1_000_000)
-    quantity: Quantity = Field(description="negative = return")
-
-
-class ReceiptIn(_In):
-    lines: list[ReceiptLineIn] = Field(max_length=domain.MAX_LINES)
-    received_at: AwareDatetime | None = None
-    note: str | None = Field(None, max_length=2000)
-
-
-class CloseIn(_In):
-    reason: Literal["received", "cancelled"] | None = Field(
-        None, description="default: received if anything was received, else cancelled")
 
 
 # -- shaping ----------------------------------------------------------------------------------
@@ -242,11 +156,12 @@ def _full_po(session: SessionDep, row: store.PurchaseOrderRow) -> dict[str, Any]
 
 
 # -- suppliers --------------------------------------------------------------------------------
-@router.post("/suppliers", status_code=201, tags=["suppliers"], summary="Create a supplier (admin)",
+@router.post("/suppliers", status_code=201, response_model=SupplierOut, tags=["suppliers"],
+             summary="Create a supplier (admin)",
              responses={409: {"description": "id, VAT id or PEPPOL id already taken"},
                         422: {"description": "invalid field (problem+json naming it)"}})
 def create_supplier(body: SupplierIn, session: SessionDep, user: Admin) -> dict[str, Any]:
-    draft = domain.SupplierDraft(id=body.id, name=body.name, vat_id=body.vat_id,
+    draft = validation.SupplierDraft(id=body.id, name=body.name, vat_id=body.vat_id,
                                  peppol_id=body.peppol_id, identifiers=tuple(body.identifiers),
                                  currency=body.currency)
     with session.begin():
@@ -254,7 +169,8 @@ def create_supplier(body: SupplierIn, session: SessionDep, user: Admin) -> dict[
         return supplier_view(row)
 
 
-@router.get("/suppliers", tags=["suppliers"], summary="List suppliers (by id)")
+@router.get("/suppliers", response_model=SupplierPage, tags=["suppliers"],
+            summary="List suppliers (by id)")
 def list_suppliers(session: SessionDep, _: CurrentUser, limit: Limit = 50,
                    cursor: str | None = None) -> dict[str, Any]:
     after = _decode_cursor(cursor, numeric=False)
@@ -265,14 +181,15 @@ def list_suppliers(session: SessionDep, _: CurrentUser, limit: Limit = 50,
             "next_cursor": _encode_cursor(page[-1].id) if len(rows) > limit else None}
 
 
-@router.get("/suppliers/{supplier_id}", tags=["suppliers"], summary="Get a supplier")
+@router.get("/suppliers/{supplier_id}", response_model=SupplierOut, tags=["suppliers"],
+            summary="Get a supplier")
 def get_supplier(supplier_id: str, session: SessionDep, _: CurrentUser) -> dict[str, Any]:
     with session.begin():
         return supplier_view(handlers.get_supplier(session, supplier_id))
 
 
 # -- requisitions -----------------------------------------------------------------------------
-@router.post("/requisitions", status_code=201, tags=["requisitions"],
+@router.post("/requisitions", status_code=201, response_model=RequisitionOut, tags=["requisitions"],
              summary="Create a requisition (draft)")
 def create_requisition(body: RequisitionIn, session: SessionDep,
                        user: Requester) -> dict[str, Any]:
@@ -281,7 +198,7 @@ def create_requisition(body: RequisitionIn, session: SessionDep,
         return _full_requisition(session, req)
 
 
-@router.get("/requisitions", tags=["requisitions"],
+@router.get("/requisitions", response_model=RequisitionPage, tags=["requisitions"],
             summary="List requisitions, newest first (requesters see their own)")
 def list_requisitions(session: SessionDep, user: CurrentUser,
                       status: RequisitionStatus | None = None, mine: bool = False,
@@ -300,14 +217,14 @@ def list_requisitions(session: SessionDep, user: CurrentUser,
             "next_cursor": _encode_cursor(page[-1][0].seq) if len(rows) > limit else None}
 
 
-@router.get("/requisitions/{req_id}", tags=["requisitions"],
+@router.get("/requisitions/{req_id}", response_model=RequisitionOut, tags=["requisitions"],
             summary="A requisition with total, approval, purchase orders and history")
 def get_requisition(req_id: str, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
     with session.begin():
         return _full_requisition(session, handlers.read_requisition(session, user, req_id))
 
 
-@router.patch("/requisitions/{req_id}", tags=["requisitions"],
+@router.patch("/requisitions/{req_id}", response_model=RequisitionOut, tags=["requisitions"],
               summary="Edit a draft or changes_requested requisition (owner); lines replace all")
 def update_requisition(req_id: str, body: RequisitionPatch, session: SessionDep,
                        user: CurrentUser) -> dict[str, Any]:
@@ -317,7 +234,8 @@ def update_requisition(req_id: str, body: RequisitionPatch, session: SessionDep,
         return _full_requisition(session, req)
 
 
-@router.post("/requisitions/{req_id}/submit", status_code=202, tags=["requisitions"],
+@router.post("/requisitions/{req_id}/submit", status_code=202, response_model=RequisitionOut,
+             tags=["requisitions"],
              summary="Submit for approval (owner) → pending_approval")
 def submit_requisition(req_id: str, session: SessionDep, runtime: RuntimeDep,
                        user: Requester) -> dict[str, Any]:
@@ -326,7 +244,7 @@ def submit_requisition(req_id: str, session: SessionDep, runtime: RuntimeDep,
         return _full_requisition(session, req)
 
 
-@router.post("/requisitions/{req_id}/cancel", tags=["requisitions"],
+@router.post("/requisitions/{req_id}/cancel", response_model=RequisitionOut, tags=["requisitions"],
              summary="Cancel before it is ordered (owner)")
 def cancel_requisition(req_id: str, session: SessionDep, runtime: RuntimeDep,
                        user: Requester, body: CancelIn | None = None) -> dict[str, Any]:
@@ -337,7 +255,7 @@ def cancel_requisition(req_id: str, session: SessionDep, runtime: RuntimeDep,
 
 
 # -- purchase orders --------------------------------------------------------------------------
-@router.get("/purchase-orders", tags=["purchase orders"],
+@router.get("/purchase-orders", response_model=POPage, tags=["purchase orders"],
             summary="List purchase orders, newest first (requesters see their own)")
 def list_purchase_orders(session: SessionDep, user: CurrentUser,
                          status: POStatus | None = None, supplier_id: str | None = None,
@@ -357,14 +275,15 @@ def list_purchase_orders(session: SessionDep, user: CurrentUser,
             "next_cursor": _encode_cursor(page[-1].seq) if len(rows) > limit else None}
 
 
-@router.get("/purchase-orders/{ref}", tags=["purchase orders"],
+@router.get("/purchase-orders/{ref}", response_model=POOut, tags=["purchase orders"],
             summary="A purchase order by id or number, with ordered/received quantities")
 def get_purchase_order(ref: str, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
     with session.begin():
         return _full_po(session, handlers.read_po(session, user, ref))
 
 
-@router.post("/purchase-orders/{ref}/receipts", status_code=201, tags=["purchase orders"],
+@router.post("/purchase-orders/{ref}/receipts", status_code=201, response_model=ReceiptCreated,
+             tags=["purchase orders"],
              summary="Record a goods receipt (negative quantity = return); receiver or requester")
 def record_receipt(ref: str, body: ReceiptIn, session: SessionDep, runtime: RuntimeDep,
                    user: CurrentUser) -> dict[str, Any]:
@@ -382,7 +301,7 @@ def record_receipt(ref: str, body: ReceiptIn, session: SessionDep, runtime: Runt
                 "purchase_order": _full_po(session, result.po)}
 
 
-@router.post("/purchase-orders/{ref}/close", tags=["purchase orders"],
+@router.post("/purchase-orders/{ref}/close", response_model=POOut, tags=["purchase orders"],
              summary="Close to further receipts (admin or the requester)")
 def close_purchase_order(ref: str, session: SessionDep, runtime: RuntimeDep, user: CurrentUser,
                          body: CloseIn | None = None) -> dict[str, Any]:

@@ -1,4 +1,7 @@
-"""App factory of the requisitions service; `uvicorn services.requisitions.app:create_app --factory`."""
+"""App factory of the requisitions service.
+
+Run with `p2p serve requisitions` or `uvicorn services.requisitions.app:create_app --factory`.
+"""
 
 from pathlib import Path
 

@@ -20,7 +20,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.requisitions import domain, metrics, store
+from services.requisitions import domain, metrics, store, validation
 from services.requisitions.domain import (
     InvalidTransition,
     NotOwner,
@@ -94,9 +94,10 @@ def domain_errors() -> Iterator[None]:
 
 
 # -- suppliers --------------------------------------------------------------------------------
-def create_supplier(session: Session, user: User, draft: domain.SupplierDraft) -> store.SupplierRow:
-    draft = domain.normalise_supplier(draft)
-    errors = domain.validate_supplier(draft)
+def create_supplier(session: Session, user: User,
+                    draft: validation.SupplierDraft) -> store.SupplierRow:
+    draft = validation.normalise_supplier(draft)
+    errors = validation.validate_supplier(draft)
     if errors:
         with domain_errors():
             raise ValidationFailed(errors)
@@ -122,7 +123,7 @@ def get_supplier(session: Session, supplier_id: str) -> store.SupplierRow:
 
 
 # -- requisitions -----------------------------------------------------------------------------
-def _known_suppliers(session: Session, draft: domain.RequisitionDraft) -> set[str]:
+def _known_suppliers(session: Session, draft: validation.RequisitionDraft) -> set[str]:
     return store.existing_supplier_ids(session, {ln.supplier_id for ln in draft.lines})
 
 
@@ -133,11 +134,13 @@ def _load(session: Session, req_id: str, *, lock: bool = False) -> Requisition:
     return req
 
 
-def create_requisition(session: Session, user: User, draft: domain.RequisitionDraft) -> Requisition:
+def create_requisition(session: Session, user: User,
+                       draft: validation.RequisitionDraft) -> Requisition:
     now = utcnow()
     with domain_errors():
-        req = Requisition.create(str(uuid.uuid4()), user.id, draft, _known_suppliers(session, draft),
-                                 now, requester_name=user.name)
+        req = Requisition.create(str(uuid.uuid4()), user.id, draft,
+                                 _known_suppliers(session, draft), now,
+                                 requester_name=user.name)
     store.save_requisition(session, req, now)
     return req
 

@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from services.requisitions import domain
+from services.requisitions import domain, validation
 from services.requisitions.domain import (
     HistoryEntry,
     Line,
@@ -158,7 +158,7 @@ class ReceiptLineRow(Base):
 
 
 # -- suppliers --------------------------------------------------------------------------------
-def supplier_conflicts(session: Session, draft: domain.SupplierDraft) -> list[str]:
+def supplier_conflicts(session: Session, draft: validation.SupplierDraft) -> list[str]:
     """Fields of `draft` (id, vat_id, peppol_id) another supplier already holds."""
     taken = []
     if session.get(SupplierRow, draft.id) is not None:
@@ -171,7 +171,8 @@ def supplier_conflicts(session: Session, draft: domain.SupplierDraft) -> list[st
     return taken
 
 
-def add_supplier(session: Session, draft: domain.SupplierDraft, by: str, now: datetime) -> SupplierRow:
+def add_supplier(session: Session, draft: validation.SupplierDraft, by: str,
+                 now: datetime) -> SupplierRow:
     row = SupplierRow(id=draft.id, name=draft.name, vat_id=draft.vat_id, peppol_id=draft.peppol_id,
                       identifiers=list(draft.identifiers), currency=draft.currency,
                       created_at=now, created_by=by)
@@ -259,9 +260,11 @@ def save_requisition(session: Session, req: Requisition, now: datetime, *,
         for key, value in values.items():
             setattr(row, key, value)
     if lines_changed:
-        session.execute(delete(RequisitionLineRow).where(RequisitionLineRow.requisition_id == req.id))
+        session.execute(delete(RequisitionLineRow)
+                        .where(RequisitionLineRow.requisition_id == req.id))
         session.add_all([
-            RequisitionLineRow(requisition_id=req.id, line_no=ln.line_no, description=ln.description,
+            RequisitionLineRow(requisition_id=req.id, line_no=ln.line_no,
+                               description=ln.description,
                                category=ln.category, quantity=ln.quantity, uom=ln.uom,
                                unit_price=ln.unit_price, amount=ln.amount,
                                supplier_id=ln.supplier_id, receipt_required=ln.receipt_required)
@@ -283,7 +286,8 @@ def history_of(session: Session, req_id: str) -> list[HistoryRow]:
 
 
 def requisition_page(session: Session, *, requester: str | None, status: str | None,
-                     before_seq: int | None, limit: int) -> list[tuple[RequisitionRow, Requisition]]:
+                     before_seq: int | None,
+                     limit: int) -> list[tuple[RequisitionRow, Requisition]]:
     """Newest first; `before_seq` is the cursor (the last seq of the previous page)."""
     q = select(RequisitionRow).order_by(RequisitionRow.seq.desc()).limit(limit)
     if requester is not None:
