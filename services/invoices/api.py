@@ -32,8 +32,8 @@ from shared.errors import (
     BadRequest,
     Conflict,
     NotFound,
-    UnsupportedMediaType,
     Unprocessable,
+    UnsupportedMediaType,
     field_error,
 )
 from shared.service import RuntimeDep, ServiceRuntime
@@ -65,7 +65,7 @@ def _reject(reason: str) -> None:
     INVOICES_REJECTED.labels(reason).inc()
 
 
-def _parse(body: bytes, content_type: str | None):  # noqa: ANN202
+def _parse(body: bytes, content_type: str | None):
     try:
         return parse_document(body, content_type)
     except UnsupportedType as exc:
@@ -84,7 +84,7 @@ def _parse(body: bytes, content_type: str | None):  # noqa: ANN202
                             errors=_problem_errors(exc.issues)) from exc
 
 
-def _store(runtime: ServiceRuntime, inv, content_type: str, body: bytes) -> Received:  # noqa: ANN001
+def _store(runtime: ServiceRuntime, inv, content_type: str, body: bytes) -> Received:
     with runtime.db.session() as session, session.begin():
         received = receive_invoice(session, runtime.outbox, inv, content_type=content_type,
                                    original=body)
@@ -94,7 +94,7 @@ def _store(runtime: ServiceRuntime, inv, content_type: str, body: bytes) -> Rece
     return received
 
 
-def _created_body(received: Received, inv) -> dict[str, Any]:  # noqa: ANN001
+def _created_body(received: Received, inv) -> dict[str, Any]:
     return {
         "id": received.id,
         "status": received.status,
@@ -150,7 +150,7 @@ async def post_invoice(request: Request, runtime: RuntimeDep) -> JSONResponse:
     return await run_in_threadpool(_intake, runtime, body, request.headers.get("content-type"))
 
 
-def _batch_item(runtime: ServiceRuntime, item) -> dict[str, Any]:  # noqa: ANN001
+def _batch_item(runtime: ServiceRuntime, item) -> dict[str, Any]:
     result: dict[str, Any] = {"index": item.index, "invoice_number": item.invoice_number,
                               "rows": item.rows}
     if item.issues or item.invoice is None:

@@ -197,7 +197,7 @@ class Invoice:
         }
 
 
-def _sum(values) -> Decimal:  # noqa: ANN001 - an iterable of Decimal | None
+def _sum(values) -> Decimal:
     return sum((v for v in values if v is not None), Decimal(0))
 
 

@@ -55,8 +55,6 @@ def validate(inv: Invoice) -> list[Issue]:
         add(inv.issue("currency", "BR-5", "the invoice currency code (BT-5) is missing"))
     elif inv.currency not in codes["currencies"]:
         add(inv.issue("currency", "BR-CL-04", f"{inv.currency!r} is not an ISO 4217 currency code"))
-    if inv.due_date is not None and inv.issue_date is not None and inv.due_date < inv.issue_date:
-        add(inv.issue("due_date", "P2P-DUE-DATE", "the due date is before the issue date"))
 
     s = inv.supplier
     if inv.strict and not (s.name and s.name.strip()):

@@ -60,5 +60,15 @@ def parse_document(data: bytes, content_type: str | None) -> Invoice:
     return _from_xml(embedded_xml(data), source_format="facturx")
 
 
-__all__ = ["parse_document", "media_type", "UnsupportedType", "IntakeError", "Malformed",
-           "UnsafeXml", "NotAnInvoice", "SchemaInvalid", "CSV_TYPES", "DOCUMENT_TYPES"]
+__all__ = [
+    "CSV_TYPES",
+    "DOCUMENT_TYPES",
+    "IntakeError",
+    "Malformed",
+    "NotAnInvoice",
+    "SchemaInvalid",
+    "UnsafeXml",
+    "UnsupportedType",
+    "media_type",
+    "parse_document",
+]

@@ -58,7 +58,7 @@ class _Reader:
         self.at(field, f"{base}/{rel}")
         return read_decimal(self.inv, field, _text(el, rel))
 
-    def date(self, field: str, el: etree._Element | None, rel: str, base: str):  # noqa: ANN201
+    def date(self, field: str, el: etree._Element | None, rel: str, base: str):
         self.at(field, f"{base}/{rel}")
         return read_date(self.inv, field, _text(el, rel), basic=True)
 

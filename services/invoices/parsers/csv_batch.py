@@ -174,7 +174,7 @@ def _item(index: int, header: list[str], group: list[dict[str, str]],
     return item
 
 
-def _drop_none(value):  # noqa: ANN001, ANN202 - JSON-like data
+def _drop_none(value):
     if isinstance(value, dict):
         return {k: _drop_none(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):

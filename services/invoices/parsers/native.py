@@ -20,14 +20,14 @@ from services.invoices.parsers.common import Malformed
 
 
 def _no_float(value: Any) -> Any:
-    if isinstance(value, bool) or isinstance(value, float):
-        raise ValueError("send amounts and quantities as decimal strings, e.g. \"12.50\"")
+    if isinstance(value, (bool, float)):
+        raise ValueError("send amounts and quantities as decimal strings, e.g. \"12.50\"")  # noqa: TRY004 - pydantic reports ValueError
     return value
 
 
 def _text_id(value: Any) -> Any:
     if isinstance(value, bool):
-        raise ValueError("expected a string or an integer")
+        raise ValueError("expected a string or an integer")  # noqa: TRY004 - as above
     return str(value) if isinstance(value, int) else value
 
 
@@ -125,7 +125,7 @@ def _rule_for(path_parts: tuple[Any, ...], error_type: str) -> str:
     return f"P2P-SCHEMA-{error_type}"
 
 
-def schema_issues(exc: ValidationError, path_of=None) -> list[Issue]:  # noqa: ANN001
+def schema_issues(exc: ValidationError, path_of=None) -> list[Issue]:
     """Pydantic errors as issues with rule ids; `path_of` maps a field path to a source path."""
     issues = []
     for e in exc.errors(include_url=False):

@@ -280,4 +280,4 @@ def _prefixed(path: str) -> str:
     return path.replace("{" + CAC + "}", "cac:").replace("{" + CBC + "}", "cbc:")
 
 
-__all__ = ["parse_ubl", "INVOICE_NS", "CREDIT_NOTE_NS"]
+__all__ = ["CREDIT_NOTE_NS", "INVOICE_NS", "parse_ubl"]

@@ -25,7 +25,7 @@ def integration() -> dict[str, str]:
     return bearer("peppol-ap", "integration")
 
 
-def post(svc, body: bytes | str, content_type: str, headers: dict[str, str]):  # noqa: ANN001, ANN201
+def post(svc, body: bytes | str, content_type: str, headers: dict[str, str]):
     data = body.encode() if isinstance(body, str) else body
     return svc.client.post("/invoices", content=data,
                            headers={**headers, "Content-Type": content_type})

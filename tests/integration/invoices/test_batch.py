@@ -9,7 +9,7 @@ from tests.unit.invoices.test_native_csv import BAD_C, GOOD_A, GOOD_A2, GOOD_B, 
 pytestmark = pytest.mark.integration
 
 
-def post_csv(svc, body: bytes, headers, content_type: str = "text/csv"):  # noqa: ANN001, ANN201
+def post_csv(svc, body: bytes, headers, content_type: str = "text/csv"):
     return svc.client.post("/invoices/batch", content=body,
                            headers={**headers, "Content-Type": content_type})
 

@@ -16,7 +16,7 @@ from tests.unit.invoices.documents import edit_ubl, make_cii, native
 pytestmark = pytest.mark.integration
 
 
-def stored(svc, number_norm: str) -> int:  # noqa: ANN001
+def stored(svc, number_norm: str) -> int:
     engine = service_engine(svc.settings, "invoices")
     try:
         with engine.connect() as conn:

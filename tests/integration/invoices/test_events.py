@@ -18,7 +18,11 @@ from shared.contracts.matching import (
     InvoiceMatched,
     InvoiceRejected,
 )
-from shared.contracts.requisitions import PurchaseOrderIssued, PurchaseOrderLine, SupplierIdentifiers
+from shared.contracts.requisitions import (
+    PurchaseOrderIssued,
+    PurchaseOrderLine,
+    SupplierIdentifiers,
+)
 from tests.integration.invoices.conftest import post
 from tests.support.kafka import TopicReader, produce
 from tests.support.poll import wait_until
@@ -68,11 +72,11 @@ def test_intake_publishes_invoice_received_with_headers_and_payload(invoices, pe
     assert raw["totals"]["payable"] == "6125.00"  # money is a decimal string on the wire
 
 
-def _status(invoices, invoice_id: str, headers) -> str:  # noqa: ANN001
+def _status(invoices, invoice_id: str, headers) -> str:
     return invoices.client.get(f"/invoices/{invoice_id}", headers=headers).json()["status"]
 
 
-def _wait_status(invoices, invoice_id: str, status: str, headers) -> dict:  # noqa: ANN001
+def _wait_status(invoices, invoice_id: str, status: str, headers) -> dict:
     return wait_until(
         lambda: (got := invoices.client.get(f"/invoices/{invoice_id}", headers=headers).json())
         ["status"] == status and got,

@@ -26,7 +26,7 @@ FIELDS = ["type", "invoice_number", "issue_date", "due_date", "currency", "suppl
 
 
 @st.composite
-def mutated_invoices(draw):  # noqa: ANN001, ANN201
+def mutated_invoices(draw):
     doc = native(draw(st.text(min_size=1, max_size=20)))
     for _ in range(draw(st.integers(1, 4))):
         target = draw(st.sampled_from(["top", "line", "totals", "supplier"]))

@@ -16,7 +16,7 @@ from tests.unit.invoices.test_xml_safety import ATTACKS
 pytestmark = pytest.mark.integration
 
 
-def count(svc, table: str = "invoices") -> int:  # noqa: ANN001
+def count(svc, table: str = "invoices") -> int:
     engine = service_engine(svc.settings, "invoices")
     try:
         with engine.connect() as conn:

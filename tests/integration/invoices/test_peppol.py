@@ -22,7 +22,7 @@ FIRST = ("base-example.xml", "base-creditnote-correction.xml", "vat-category-E.x
 SECOND = ("Allowance-example.xml", "vat-category-Z.xml")
 
 
-def _accept_all(svc, peppol_dir, names, headers) -> dict[str, str]:  # noqa: ANN001
+def _accept_all(svc, peppol_dir, names, headers) -> dict[str, str]:
     ids = {}
     for name in names:
         xml = (peppol_dir / name).read_bytes()

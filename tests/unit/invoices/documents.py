@@ -116,7 +116,7 @@ def native(number: str = "INV-001", *, supplier: dict | None = None, gross: str 
     }
 
 
-def native_bytes(**kwargs) -> bytes:  # noqa: ANN003
+def native_bytes(**kwargs) -> bytes:
     return json.dumps(native(**kwargs)).encode()
 
 

@@ -24,8 +24,8 @@ def test_a_drafthorse_cii_is_parsed_and_valid():
     assert (inv.supplier.vat_id, inv.supplier.name) == ("DE123456789", "Lieferant GmbH")
     assert [(ln.line_no, ln.quantity, ln.uom, ln.unit_price, ln.net_amount, ln.po_line_no)
             for ln in inv.lines] == [
-        ("1", Decimal("10"), "C62", Decimal("25.50"), Decimal("255.00"), "1"),
-        ("2", Decimal("3"), "C62", Decimal("100.00"), Decimal("300.00"), "2")]
+        ("1", Decimal(10), "C62", Decimal("25.50"), Decimal("255.00"), "1"),
+        ("2", Decimal(3), "C62", Decimal("100.00"), Decimal("300.00"), "2")]
     totals = inv.to_payload()["totals"]
     assert (totals["net"], totals["tax"], totals["gross"], totals["payable"]) == (
         "555.00", "105.45", "660.45", "660.45")

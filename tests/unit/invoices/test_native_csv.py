@@ -13,7 +13,7 @@ from services.invoices.validation import validate
 from tests.unit.invoices.documents import native
 
 
-def parse_json(doc) -> object:  # noqa: ANN001
+def parse_json(doc) -> object:
     return parse_document(json.dumps(doc).encode(), "application/json")
 
 
