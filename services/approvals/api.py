@@ -24,6 +24,13 @@ router = APIRouter()
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 
 
+class _PolicyLoader(yaml.SafeLoader):
+    """Safe YAML without anchors/aliases: a policy needs none, and alias bombs need them."""
+
+    def fetch_alias(self) -> None:
+        raise yaml.YAMLError("YAML aliases (*name) are not allowed in a policy document")
+
+
 def get_service(runtime: RuntimeDep) -> ApprovalService:
     return runtime.extras["approvals"]
 
@@ -62,7 +69,7 @@ async def put_policy(request: Request, session: SessionDep, service: ServiceDep,
             raise BadRequest(f"the body is not valid JSON: {exc}") from exc
     elif content_type in YAML_TYPES:
         try:
-            document = yaml.safe_load(raw)
+            document = yaml.load(raw, Loader=_PolicyLoader)
         except yaml.YAMLError as exc:
             raise BadRequest(f"the body is not valid YAML: {exc}") from exc
     else:
@@ -116,8 +123,10 @@ def preview(body: PreviewRequest, session: SessionDep, service: ServiceDep,
 @router.get("/approvals/{requisition_id}", tags=["approvals"],
             summary="Steps, decisions and history of a requisition's latest approval")
 def get_approval(requisition_id: str, session: SessionDep, service: ServiceDep,
-                 user: CurrentUser) -> dict[str, Any]:
-    return service.approval_view(session, requisition_id, user)
+                 user: CurrentUser,
+                 submission: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
+    """The latest submission's approval, or `?submission=n` for an earlier one."""
+    return service.approval_view(session, requisition_id, user, submission)
 
 
 # -- inbox and tasks -----------------------------------------------------------------------

@@ -317,10 +317,13 @@ class ApprovalService:
                 raise NotFound("you have no delegation")
 
     # -- reads -----------------------------------------------------------------------------
-    def approval_view(self, session: Session, requisition_id: str, user: User) -> dict[str, Any]:
-        approval = store.latest_approval(session, requisition_id)
+    def approval_view(self, session: Session, requisition_id: str, user: User,
+                      submission: int | None = None) -> dict[str, Any]:
+        approval = (store.latest_approval(session, requisition_id) if submission is None else
+                    store.get_approval(session, workflow_id_for(requisition_id, submission)))
         if approval is None:
-            raise NotFound(f"no approval for requisition {requisition_id}")
+            raise NotFound(f"no approval for requisition {requisition_id}"
+                           + (f" submission {submission}" if submission else ""))
         tasks = store.tasks_of(session, approval.workflow_id)
         decisions = store.decisions_of(session, approval.workflow_id)
         involved = {approval.requester} | {t.assignee for t in tasks} | {

@@ -191,6 +191,10 @@ def test_worker_restart_mid_approval_then_completion(approval_settings):
                           ["submission"] == 2 and v, 30)
         assert view["workflow_id"] == f"requisition-approval-{req.requisition_id}-2"
         assert view["status"] == "pending"
+        first = c.get(f"/approvals/{req.requisition_id}?submission=1",
+                      headers=bearer("alice", "requester")).json()
+        assert first["status"] == "changes_requested" and first["decided_by"] == ["ivan"]
+        assert [st["status"] for st in first["steps"]] == ["approved"] * 3 + ["changes_requested"]
     reader.close()
 
 
@@ -209,6 +213,8 @@ def test_delegation_reassign_policy_and_preview(approval_settings):
         r = c.put("/policy", content=bad, headers={**admin, "content-type": "application/yaml"})
         assert r.status_code == 422 and r.json()["errors"][0]["rule"] == "manager_cycle"
         assert c.put("/policy", content=b"x: [", headers={**admin, "content-type": "application/yaml"}).status_code == 400
+        bomb = b"a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n"
+        assert c.put("/policy", content=bomb, headers={**admin, "content-type": "application/yaml"}).status_code == 400
         assert c.put("/policy", content=b"a", headers={**admin, "content-type": "text/plain"}).status_code == 415
         doc = got["policy"] | {"auto_approve_below": "1000.00"}
         r = c.put("/policy", json=doc, headers=admin)
