@@ -10,16 +10,25 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from services.requisitions import validation
 from services.requisitions.domain import POStatus, RequisitionStatus
 from shared.errors import Unprocessable, field_error
 
+
+def _plain(value: Decimal) -> Decimal:
+    """`1E+2` → `100`: decimals leave this service in plain notation (responses and events)."""
+    exponent = value.as_tuple().exponent
+    return value.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else value
+
+
 Quantity = Annotated[Decimal, Field(max_digits=18, decimal_places=6,
-                                    description="decimal string, e.g. \"10.5\"")]
+                                    description="decimal string, e.g. \"10.5\""),
+                     AfterValidator(_plain)]
 Money = Annotated[Decimal, Field(max_digits=18, decimal_places=6,
-                                 description="decimal string, e.g. \"1234.50\"")]
+                                 description="decimal string, e.g. \"1234.50\""),
+                  AfterValidator(_plain)]
 
 
 class _In(BaseModel):

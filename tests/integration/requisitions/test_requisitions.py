@@ -220,3 +220,12 @@ def test_visibility_and_list_filters(ctx) -> None:
     assert_problem(ctx.client.get("/requisitions", params={"cursor": "zzz"}, headers=carol),
                    422, "cursor", "invalid_cursor")
     assert_problem(ctx.client.get("/requisitions", params={"limit": 0}, headers=carol), 422, "limit")
+
+
+def test_decimals_are_answered_in_plain_notation(ctx) -> None:  # noqa: ANN001
+    req = ctx.create(lines=[{"description": "Cable", "quantity": "1E+2", "uom": "MTR",
+                             "unit_price": 0.25, "supplier_id": "SUP-ACME"}])
+    line = req["lines"][0]
+    assert (line["quantity"], line["unit_price"], line["amount"], req["total"]) == (
+        "100", "0.25", "25.00", "25.00")
+    assert ctx.get(req["id"])["lines"][0]["quantity"] == "100"
