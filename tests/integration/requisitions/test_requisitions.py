@@ -222,7 +222,7 @@ def test_visibility_and_list_filters(ctx) -> None:
     assert_problem(ctx.client.get("/requisitions", params={"limit": 0}, headers=carol), 422, "limit")
 
 
-def test_decimals_are_answered_in_plain_notation(ctx) -> None:  # noqa: ANN001
+def test_decimals_are_answered_in_plain_notation(ctx) -> None:
     req = ctx.create(lines=[{"description": "Cable", "quantity": "1E+2", "uom": "MTR",
                              "unit_price": 0.25, "supplier_id": "SUP-ACME"}])
     line = req["lines"][0]

@@ -35,16 +35,16 @@ D = Decimal
 
 def line(**kw) -> LineDraft:
     values = {"description": "Laptop", "quantity": D("2"), "unit_price": D("10.005"),
-                  "supplier_id": "SUP-A", "category": "IT"}
+              "supplier_id": "SUP-A", "category": "IT"}
     values.update(kw)
     return LineDraft(**values)
 
 
 def draft(**kw) -> RequisitionDraft:
     values = {"title": "Kit", "cost_center": "CC-100", "currency": "EUR",
-                  "lines": [line(), line(description="Support", quantity=D("1.5"),
-                                      unit_price=D("100"), supplier_id="SUP-B",
-                                      receipt_required=False)]}
+              "lines": [line(), line(description="Support", quantity=D("1.5"),
+                                     unit_price=D("100"), supplier_id="SUP-B",
+                                     receipt_required=False)]}
     values.update(kw)
     return RequisitionDraft(**values)
 
