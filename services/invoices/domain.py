@@ -73,6 +73,10 @@ class Line:
     tax_rate: Decimal | None = None
     allowances: Decimal = Decimal(0)  # line-level allowances (reduce the net amount)
     charges: Decimal = Decimal(0)  # line-level charges (add to it)
+    # As stated (UBL PriceAmount / BaseQuantity, CII ChargeAmount / BasisQuantity): the line
+    # arithmetic uses them unrounded, `unit_price` is their quotient rounded for display.
+    price_amount: Decimal | None = None
+    base_quantity: Decimal | None = None
 
 
 @dataclass

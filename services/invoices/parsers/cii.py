@@ -157,6 +157,7 @@ def _lines(r: _Reader, tx: etree._Element, tp: str) -> None:
         price = r.dec(f"{f}.unit_price", agreement, "ram:NetPriceProductTradePrice/ram:ChargeAmount", lap)
         basis = r.dec(f"{f}.base_quantity", agreement,
                       "ram:NetPriceProductTradePrice/ram:BasisQuantity", lap)
+        ln.price_amount, ln.base_quantity = price, basis
         if price is not None and basis:
             unit = price / basis
             ln.unit_price = unit if unit == unit.quantize(UNIT_PRICE_PLACES) else unit.quantize(

@@ -174,6 +174,7 @@ def _lines(r: _Reader, is_credit: bool) -> None:
                             base)
         price = r.dec(f"{f}.unit_price", el, "cac:Price/cbc:PriceAmount", base)
         base_qty = r.dec(f"{f}.base_quantity", el, "cac:Price/cbc:BaseQuantity", base)
+        ln.price_amount, ln.base_quantity = price, base_qty
         if price is not None and base_qty is not None and base_qty != 0:
             unit = price / base_qty
             ln.unit_price = unit if unit == unit.quantize(UNIT_PRICE_PLACES) else unit.quantize(

@@ -168,3 +168,24 @@ def test_openapi_documents_the_native_schema_and_csv_columns(invoices):
     assert "NativeInvoice" in doc["components"]["schemas"]
     assert "total_payable" in doc["paths"]["/invoices/batch"]["post"]["description"]
     assert "application/pdf" in doc["paths"]["/invoices"]["post"]["requestBody"]["content"]
+
+
+def _metric(svc, line_start: str) -> float:  # noqa: ANN001
+    text_ = svc.client.get("/metrics").text
+    for line in text_.splitlines():
+        if line.startswith(line_start + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_intake_metrics(invoices, clerk):
+    received = 'p2p_invoices_received_total{format="json"}'
+    rejected = 'p2p_invoices_rejected_on_intake_total{reason="unsafe_xml"}'
+    exact = 'p2p_invoice_duplicates_total{kind="exact"}'
+    before = [_metric(invoices, m) for m in (received, rejected, exact)]
+    body = json.dumps(native("MET-1", supplier={"id": "SUP-MET"}))
+    assert post(invoices, body, "application/json", clerk).status_code == 201
+    assert post(invoices, body, "application/json", clerk).status_code == 409
+    assert post(invoices, ATTACKS["xxe-file"], "application/xml", clerk).status_code == 400
+    after = [_metric(invoices, m) for m in (received, rejected, exact)]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1]

@@ -6,10 +6,12 @@ from decimal import Decimal
 
 import pytest
 
+from lxml import etree
+
 from services.invoices.domain import CORRECTIVE_INVOICE
 from services.invoices.parsers import parse_document
 from services.invoices.validation import validate
-from tests.unit.invoices.documents import edit_ubl, legal_monetary_total
+from tests.unit.invoices.documents import UBL_NS, edit_ubl, legal_monetary_total
 
 EXAMPLES = ("base-example.xml", "Allowance-example.xml", "base-creditnote-correction.xml",
             "vat-category-E.xml", "vat-category-O.xml", "vat-category-Z.xml")
@@ -151,3 +153,51 @@ def test_missing_required_elements_name_their_rules(peppol_dir):
         el.getparent().remove(el)
     found = rules(etree.tostring(root))
     assert {"BR-3", "BR-4", "BR-15", "BR-25", "BR-26"} <= found
+
+
+@pytest.mark.parametrize(("line_amount", "valid"), [("2800.02", True), ("2799.98", True),
+                                                    ("2800.03", False), ("2799.97", False)])
+def test_line_arithmetic_allows_the_peppol_slack_of_two_cents(peppol_dir, line_amount, valid):
+    diff = Decimal(line_amount) - Decimal(2800)
+    xml = edit_ubl(peppol_dir / "base-example.xml", {
+        "cac:InvoiceLine[1]/cbc:LineExtensionAmount": line_amount,
+        "cac:LegalMonetaryTotal/cbc:LineExtensionAmount": str(Decimal(1300) + diff),
+        "cac:LegalMonetaryTotal/cbc:TaxExclusiveAmount": str(Decimal(1325) + diff),
+        "cac:TaxTotal/cac:TaxSubtotal/cbc:TaxableAmount": str(Decimal(1325) + diff),
+        "cac:LegalMonetaryTotal/cbc:TaxInclusiveAmount": str(Decimal("1656.25") + diff),
+        "cac:LegalMonetaryTotal/cbc:PayableAmount": str(Decimal("1656.25") + diff),
+    })
+    assert ("PEPPOL-EN16931-R120" in rules(xml)) is not valid
+    assert rules(xml) <= {"PEPPOL-EN16931-R120"}
+
+
+def test_a_price_per_base_quantity_is_exact_for_large_quantities(peppol_dir):
+    """10.00 per 3 units × 3 000 000 units = 10 000 000.00: no rounding of 3.333333 creeps in."""
+    xml = edit_ubl(peppol_dir / "vat-category-O.xml", {
+        "cac:InvoiceLine/cbc:InvoicedQuantity": "3000000",
+        "cac:InvoiceLine/cbc:LineExtensionAmount": "10000000.00",
+        "cac:InvoiceLine/cac:Price/cbc:PriceAmount": "10.00",
+        "cac:TaxTotal/cac:TaxSubtotal/cbc:TaxableAmount": "10000000.00",
+        "cac:LegalMonetaryTotal/cbc:LineExtensionAmount": "10000000.00",
+        "cac:LegalMonetaryTotal/cbc:TaxExclusiveAmount": "10000000.00",
+        "cac:LegalMonetaryTotal/cbc:TaxInclusiveAmount": "10000000.00",
+        "cac:LegalMonetaryTotal/cbc:PayableAmount": "10000000.00",
+    })
+    root = etree.fromstring(xml)
+    price = root.find("cac:InvoiceLine/cac:Price", UBL_NS)
+    etree.SubElement(price, f"{{{UBL_NS['cbc']}}}BaseQuantity", unitCode="EA").text = "3"
+    inv = parse_document(etree.tostring(root), "application/xml")
+    assert validate(inv) == []
+    assert inv.lines[0].unit_price == Decimal("3.333333")
+
+
+@pytest.mark.parametrize(("tax", "valid"), [("331.25", True), ("330.30", True), ("332.20", True),
+                                            ("330.25", False), ("332.25", False)])
+def test_vat_category_amount_tolerance_is_the_cen_one(peppol_dir, tax, valid):
+    xml = edit_ubl(peppol_dir / "base-example.xml", {
+        "cac:TaxTotal/cac:TaxSubtotal/cbc:TaxAmount": tax,
+        "cac:TaxTotal/cbc:TaxAmount": tax,
+        "cac:LegalMonetaryTotal/cbc:TaxInclusiveAmount": str(Decimal(1325) + Decimal(tax)),
+        "cac:LegalMonetaryTotal/cbc:PayableAmount": str(Decimal(1325) + Decimal(tax)),
+    })
+    assert rules(xml) == (set() if valid else {"BR-CO-17"})
