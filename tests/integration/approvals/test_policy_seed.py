@@ -41,6 +41,6 @@ def test_an_invalid_policy_file_stops_the_first_start(approval_settings, tmp_pat
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(doc))
     settings = approval_settings.model_copy(update={"approval_policy": bad})
-    with pytest.raises(RuntimeError, match=r"users\[1\]\.manager"):
-        with run_service(create_app, settings):
-            pass
+    with pytest.raises(RuntimeError, match=r"users\[1\]\.manager"), \
+            run_service(create_app, settings):
+        pass
