@@ -27,6 +27,7 @@ from shared.db import Database, ensure_database, migrate, service_database, sqla
 from shared.errors import PayloadTooLarge, install_error_handlers, problem
 from shared.kafka import broker_reachable
 from shared.logs import configure_logging, correlation_id_var
+from shared.openapi import install_problem_openapi
 from shared.metrics import HttpMetricsMiddleware, metrics_endpoint
 from shared.outbox import Outbox, OutboxRelay
 from shared.settings import Settings, get_settings
@@ -220,12 +221,9 @@ def create_service_app(
         description=description,
         version="0.1.0",
         lifespan=lifespan,
-        responses={
-            401: {"description": "Missing, invalid or expired token (problem+json)"},
-            403: {"description": "Wrong role or not your object (problem+json)"},
-        },
     )
     install_error_handlers(app)
+    install_problem_openapi(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=(settings or get_settings()).max_body_bytes)
     app.add_middleware(HttpMetricsMiddleware, service=name)
     app.add_middleware(CorrelationMiddleware)
