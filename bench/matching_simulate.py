@@ -29,8 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.matching_engine import build_inputs
 from services.matching.domain import inputs_to_json
-from services.matching.handlers import Matching, simulate_rows
+from services.matching.handlers import Matching
 from services.matching.policy import parse_policy
+from services.matching.simulate import simulate_rows
 
 CANDIDATE = {"default": {"price_pct": "10", "price_abs": "5.00", "price_rule": "either",
                          "qty_over_ordered_pct": "0", "qty_over_received_pct": "0",

@@ -147,14 +147,13 @@ def simulate(body: SimulateRequest, runtime: RuntimeDep, session: SessionDep,
         candidate = parse_policy(body.policy)
     except PolicyError as exc:
         raise _policy_errors(exc, "policy.") from exc
-    for name, value in (("from", body.from_), ("to", body.to)):
-        if value is not None and value.tzinfo is None:
-            raise Unprocessable("timestamps need a zone", errors=[
-                field_error(name, "timezone", "give an RFC 3339 timestamp with an offset, e.g. Z")])
-    if body.from_ and body.to and body.from_ >= body.to:
+    # A time without an offset (or a bare date) is read as UTC.
+    since, until = ((v.replace(tzinfo=UTC) if v is not None and v.tzinfo is None else v)
+                    for v in (body.from_, body.to))
+    if since and until and since >= until:
         raise Unprocessable("empty window", errors=[field_error("to", "after_from", "must be after from")])
     # Read-only: the session is never committed (closing it rolls back).
-    return _matching(runtime).simulate(session, candidate, body.from_, body.to)
+    return _matching(runtime).simulate(session, candidate, since, until)
 
 
 # -- exceptions ----------------------------------------------------------------------------

@@ -256,10 +256,15 @@ class Decision:
 
     @property
     def reasons(self) -> list[str]:
+        """Distinct failed rules, in check order. When the receipt wait has run out, the
+        shortage is reported as MISSING_RECEIPT alone (its QTY_OVER_RECEIVED checks stay
+        recorded as failed)."""
         seen: list[str] = []
         for c in self.checks:
             if not c.passed and c.rule not in seen:
                 seen.append(c.rule)
+        if Rule.MISSING_RECEIPT in seen:
+            seen.remove(Rule.QTY_OVER_RECEIVED)
         return seen
 
     @property

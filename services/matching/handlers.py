@@ -31,7 +31,6 @@ from services.matching.domain import (
     MatchInputs,
     Outcome,
     accepted_variance,
-    inputs_from_json,
     inputs_to_json,
     invoice_from_json,
     invoice_to_json,
@@ -42,6 +41,7 @@ from services.matching.domain import (
 )
 from services.matching.engine import match
 from services.matching.policy import TolerancePolicy, parse_policy
+from services.matching.simulate import simulate_rows
 from shared.contracts.invoices import InvoiceReceived
 from shared.contracts.matching import (
     InvoiceAwaitingReceipt,
@@ -263,7 +263,8 @@ class Matching:
             if existing is None:
                 self._raise_exception(session, row, decision, decision_row.id, po_number, now,
                                       correlation)
-            else:
+            else:  # a re-run that still fails: back in the open queue with today's reasons
+                existing.status = "open"
                 existing.reasons = decision.reasons
                 existing.match_id = decision_row.id
                 store.add_audit(session, existing.id, now, actor or SYSTEM, "rematched",
@@ -452,33 +453,3 @@ class Matching:
                  until: datetime | None) -> dict[str, Any]:
         version, current = self.policy(session)
         return simulate_rows(store.latest_inputs(session, since, until), current, version, candidate)
-
-
-def simulate_rows(rows, current: TolerancePolicy, version: int,
-                  candidate: TolerancePolicy) -> dict[str, Any]:
-    """Replay stored inputs under the current and the candidate policy; pure apart from `rows`."""
-    invoices = touchless_now = touchless_then = 0
-    changed: list[dict[str, str]] = []
-    variance: dict[str, Decimal] = {}
-    for invoice_id, _, inputs_json in rows:
-        inputs = inputs_from_json(inputs_json)
-        before = match(inputs, current, version)
-        after = match(inputs, candidate, 0)
-        invoices += 1
-        if before.outcome == Outcome.MATCHED:
-            touchless_now += 1
-        if after.outcome == Outcome.MATCHED:
-            touchless_then += 1
-            currency = inputs.invoice.currency
-            variance[currency] = variance.get(currency, Decimal(0)) + after.accepted_variance
-        if before.outcome != after.outcome:
-            changed.append({"invoice_id": invoice_id, "current": before.outcome,
-                            "candidate": after.outcome})
-    rate = (lambda n: round(n / invoices, 4) if invoices else 0.0)
-    return {
-        "invoices": invoices,
-        "current": {"version": version, "touchless_rate": rate(touchless_now)},
-        "candidate": {"touchless_rate": rate(touchless_then)},
-        "changed": changed,
-        "accepted_variance": {c: str(v.quantize(Decimal("0.01"))) for c, v in sorted(variance.items())},
-    }
