@@ -66,6 +66,17 @@ def serve(
 
 
 @app.command()
+def bench(
+    quick: Annotated[bool, typer.Option(help="Smaller sizes: a smoke run in about two minutes")] = False,
+    only: Annotated[list[str] | None, typer.Option(help="Run only these benchmarks")] = None,
+) -> None:
+    """Run every benchmark; print a table against the targets and the machine's ceiling."""
+    from shared.cli.bench import run_bench
+
+    raise typer.Exit(run_bench(quick=quick, only=only))
+
+
+@app.command()
 def asyncapi(
     write: Annotated[bool, typer.Option(help="Write shared/contracts/asyncapi.yaml")] = False,
 ) -> None:
