@@ -10,7 +10,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,23 @@ DUPLICATE_WINDOW_DAYS = 7
 SIMILARITY_THRESHOLD = 80.0  # rapidfuzz ratio (0..100) of the normalised numbers
 
 CENT = Decimal("0.01")
+UNIT_PRICE_PLACES = Decimal("0.000001")
+
+
+def rounded(value: Decimal, places: Decimal, rounding: str = ROUND_HALF_UP) -> Decimal:
+    """`value` rounded to `places`; unchanged when that would exceed the decimal precision
+    (absurdly large amounts are refused elsewhere; rounding must not crash on them)."""
+    try:
+        return value.quantize(places, rounding)
+    except InvalidOperation:
+        return value
+
+
+def unit_price(price: Decimal, base_quantity: Decimal) -> Decimal:
+    """Net price per one unit, 6 decimals when the division is inexact."""
+    unit = price / base_quantity
+    six = rounded(unit, UNIT_PRICE_PLACES)
+    return unit if unit == six else six
 
 
 @lru_cache
@@ -211,7 +228,7 @@ def _money(d: Decimal | None) -> str | None:
         return None
     exponent = d.as_tuple().exponent
     if isinstance(exponent, int) and exponent >= -2:
-        return str(d.quantize(CENT))
+        return str(rounded(d, CENT))
     return str(d)
 
 

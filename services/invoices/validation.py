@@ -18,6 +18,7 @@ from services.invoices.domain import (
     Issue,
     code_lists,
     normalise_number,
+    rounded,
 )
 
 TOLERANCE = Decimal("0.01")
@@ -100,8 +101,8 @@ def validate(inv: Invoice) -> list[Issue]:
             price = ln.unit_price
             if ln.price_amount is not None and ln.base_quantity:
                 price = ln.price_amount / ln.base_quantity
-            expected = (ln.quantity * price + ln.charges.quantize(TOLERANCE, ROUND_HALF_UP)
-                        - ln.allowances.quantize(TOLERANCE, ROUND_HALF_UP))
+            expected = (ln.quantity * price + rounded(ln.charges, TOLERANCE)
+                        - rounded(ln.allowances, TOLERANCE))
             if abs(expected - ln.net_amount) > LINE_SLACK:
                 add(inv.issue(
                     f"{p}.net_amount", "PEPPOL-EN16931-R120",
@@ -154,8 +155,8 @@ def validate(inv: Invoice) -> list[Issue]:
                           f"{_fmt(subtotal_sum)}"))
         for i, st in enumerate(inv.tax_subtotals):
             if st.amount is not None and not _vat_category_ok(st.taxable, st.rate, st.amount):
-                expected_tax = (abs(st.taxable or 0) * (st.rate or 0) / RATE_DIVISOR
-                                ).quantize(TOLERANCE, ROUND_HALF_UP)
+                expected_tax = rounded(abs(st.taxable or 0) * (st.rate or 0) / RATE_DIVISOR,
+                                       TOLERANCE)
                 add(inv.issue(f"tax_subtotals.{i}.amount", "BR-CO-17",
                               f"VAT amount {_fmt(st.amount)} is not taxable amount × rate "
                               f"= {_fmt(expected_tax)} (± 1.00)"))
@@ -179,7 +180,7 @@ def _vat_category_ok(taxable: Decimal | None, rate: Decimal | None, amount: Deci
         return amount.to_integral_value(ROUND_HALF_UP) == 0
     if taxable is None:
         return True  # the missing taxable amount is its own error
-    expected = (abs(taxable) * rate / RATE_DIVISOR).quantize(TOLERANCE, ROUND_HALF_UP)
+    expected = rounded(abs(taxable) * rate / RATE_DIVISOR, TOLERANCE)
     return abs(abs(amount) - expected) < VAT_CATEGORY_SLACK
 
 

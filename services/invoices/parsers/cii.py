@@ -29,6 +29,7 @@ from services.invoices.domain import (
     Issue,
     Line,
     TaxSubtotal,
+    unit_price,
 )
 from services.invoices.parsers.common import clean, read_date, read_decimal, scheme_value
 
@@ -36,7 +37,6 @@ RSM = "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100"
 RAM = "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100"
 UDT = "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100"
 NS = {"rsm": RSM, "ram": RAM, "udt": UDT}
-UNIT_PRICE_PLACES = Decimal("0.000001")
 
 
 def _text(el: etree._Element | None, path: str) -> str | None:
@@ -159,9 +159,7 @@ def _lines(r: _Reader, tx: etree._Element, tp: str) -> None:
                       "ram:NetPriceProductTradePrice/ram:BasisQuantity", lap)
         ln.price_amount, ln.base_quantity = price, basis
         if price is not None and basis:
-            unit = price / basis
-            ln.unit_price = unit if unit == unit.quantize(UNIT_PRICE_PLACES) else unit.quantize(
-                UNIT_PRICE_PLACES)
+            ln.unit_price = unit_price(price, basis)
         else:
             ln.unit_price = price
         delivery = item.find("ram:SpecifiedLineTradeDelivery", NS)

@@ -27,6 +27,7 @@ from services.invoices.domain import (
     Issue,
     Line,
     TaxSubtotal,
+    unit_price,
 )
 from services.invoices.parsers.common import clean, read_date, read_decimal, scheme_value
 
@@ -36,7 +37,6 @@ INVOICE_NS = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
 CREDIT_NOTE_NS = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
 NS = {"cbc": CBC, "cac": CAC}
 DATE_RULE = "PEPPOL-EN16931-F001"  # "A date MUST be formatted YYYY-MM-DD."
-UNIT_PRICE_PLACES = Decimal("0.000001")
 
 
 def _find(el: etree._Element, path: str) -> etree._Element | None:
@@ -176,9 +176,7 @@ def _lines(r: _Reader, is_credit: bool) -> None:
         base_qty = r.dec(f"{f}.base_quantity", el, "cac:Price/cbc:BaseQuantity", base)
         ln.price_amount, ln.base_quantity = price, base_qty
         if price is not None and base_qty is not None and base_qty != 0:
-            unit = price / base_qty
-            ln.unit_price = unit if unit == unit.quantize(UNIT_PRICE_PLACES) else unit.quantize(
-                UNIT_PRICE_PLACES)
+            ln.unit_price = unit_price(price, base_qty)
         elif price is not None and base_qty == 0:
             inv.parse_issues.append(Issue(f"{f}.base_quantity", "P2P-BASE-QUANTITY",
                                           "the item price base quantity (BT-149) must not be 0",

@@ -170,7 +170,7 @@ def test_openapi_documents_the_native_schema_and_csv_columns(invoices):
     assert "application/pdf" in doc["paths"]["/invoices"]["post"]["requestBody"]["content"]
 
 
-def _metric(svc, line_start: str) -> float:  # noqa: ANN001
+def _metric(svc, line_start: str) -> float:
     text_ = svc.client.get("/metrics").text
     for line in text_.splitlines():
         if line.startswith(line_start + " "):

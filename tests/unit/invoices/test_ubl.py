@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-
 from lxml import etree
 
 from services.invoices.domain import CORRECTIVE_INVOICE
@@ -201,3 +200,14 @@ def test_vat_category_amount_tolerance_is_the_cen_one(peppol_dir, tax, valid):
         "cac:LegalMonetaryTotal/cbc:PayableAmount": str(Decimal(1325) + Decimal(tax)),
     })
     assert rules(xml) == (set() if valid else {"BR-CO-17"})
+
+
+def test_absurd_magnitudes_are_refused_not_crashed_on(peppol_dir):
+    xml = edit_ubl(peppol_dir / "Allowance-example.xml", {
+        "cac:InvoiceLine[2]/cac:Price/cbc:PriceAmount": "999999999999999999",
+        "cac:InvoiceLine[2]/cac:Price/cbc:BaseQuantity": "0.00000000000000001",
+        "cac:TaxTotal/cac:TaxSubtotal/cbc:TaxableAmount": "99999999999999999999999",
+        "cac:TaxTotal/cac:TaxSubtotal/cac:TaxCategory/cbc:Percent": "99999999999999999999999",
+        "cac:LegalMonetaryTotal/cbc:PayableAmount": "1" + "0" * 30,
+    })
+    assert {"PEPPOL-EN16931-R120", "BR-CO-17", "P2P-FORMAT-DECIMAL"} <= rules(xml)
