@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from services.invoices import store
 from services.invoices.domain import (
+    INVOICE,
     RECEIVED,
     SUSPECTED_DUPLICATE,
     Invoice,
@@ -88,6 +89,11 @@ def receive_invoice(session: Session, outbox: Outbox, inv: Invoice, *, content_t
 
     invoice_id = str(uuid.uuid4())
     document = inv.to_payload()
+    # A credit note names the invoice it corrects by number; with the same supplier, that is
+    # the invoice here whose normalised number it is (matching reduces what it invoiced).
+    document["preceding_invoice_id"] = (
+        store.find_exact_duplicate(session, keys, normalise_number(inv.preceding_invoice), INVOICE)
+        if inv.preceding_invoice else None)
     row = store.InvoiceRow(
         id=invoice_id, source_format=inv.source_format, type=inv.type,
         invoice_number=inv.number, number_norm=number_norm, supplier_id=inv.supplier.id,

@@ -68,6 +68,7 @@ def test_intake_publishes_invoice_received_with_headers_and_payload(invoices, pe
             event.totals.prepaid) == (Decimal("5900.00"), Decimal("1225.00"), Decimal("7125.00"),
                                       Decimal("6125.00"), Decimal("1000.00"))
     assert len(event.allowances_charges) == 2
+    assert event.preceding_invoice is None and event.preceding_invoice_id is None
     raw = json.loads(record.value)
     assert raw["totals"]["payable"] == "6125.00"  # money is a decimal string on the wire
 

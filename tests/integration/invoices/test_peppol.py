@@ -45,6 +45,7 @@ def test_all_six_examples_are_accepted_with_their_exact_totals(invoices, infra, 
                                  headers=clerk).json()
     assert credit["type"] == "credit_note"
     assert credit["preceding_invoice"] == "Snippet1"
+    assert credit["preceding_invoice_id"] == ids["base-example.xml"]  # same VAT id, same number
     # The repeated supplier + number of the other two is recognised as an exact duplicate...
     dup = post(invoices, (peppol_dir / "Allowance-example.xml").read_bytes(), "application/xml",
                clerk)
