@@ -331,13 +331,17 @@ def status_after(current: str, event: str, action: str | None = None) -> str | N
     """The status a matching event moves an invoice to, or None when it does not move it.
 
     `event` is the matching event's name (`matched`, `awaiting_receipt`, `exception_raised`,
-    `exception_resolved`, `cleared_for_payment`, `rejected`). Terminal statuses never change.
+    `exception_resolved`, `cleared_for_payment`, `rejected`), or `published`: the invoice's own
+    `invoice.received` is on the broker, so matching has it (`received` → `matching` only; a
+    decision that overtook it is kept). Terminal statuses never change.
     A resolved exception moves the invoice only when the clerk asked for a rematch; `accept`
     and `reject` are followed by their own cleared/rejected events, and `request_credit_note`
     keeps it in `exception` while the supplier is asked for a credit note.
     """
     if current in TERMINAL:
         return None
+    if event == "published":  # our own invoice.received came back from the broker
+        return MATCHING if current == RECEIVED else None
     target = {
         "matched": MATCHED,
         "awaiting_receipt": AWAITING_RECEIPT,

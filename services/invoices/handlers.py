@@ -123,6 +123,9 @@ def receive_invoice(session: Session, outbox: Outbox, inv: Invoice, *, content_t
 
 # --- matching's events → status ----------------------------------------------------------------
 
+DECISIONS = frozenset({"matched", "awaiting_receipt", "exception_raised"})
+
+
 def _project(session: Session, envelope: Envelope, invoice_id: str, event_name: str,
              match: dict, action: str | None = None) -> None:
     row = store.get_invoice_for_update(session, invoice_id)
@@ -132,8 +135,8 @@ def _project(session: Session, envelope: Envelope, invoice_id: str, event_name: 
     new_status = status_after(row.status, event_name, action)
     if new_status is None:
         log.info("%s leaves invoice %s in %s", envelope.type, invoice_id, row.status)
-    store.record_status(session, row, new_status, match, envelope.type, envelope.id,
-                        datetime.now(UTC))
+    store.record_status(session, row, new_status, match or None, envelope.type, envelope.id,
+                        datetime.now(UTC), new_decision=event_name in DECISIONS)
 
 
 def on_matched(session: Session, event: m.InvoiceMatched, envelope: Envelope) -> None:
@@ -181,6 +184,11 @@ def on_rejected(session: Session, event: m.InvoiceRejected, envelope: Envelope) 
     _project(session, envelope, event.invoice_id, "rejected", {
         "rejection": {"reason_code": event.reason_code, "comment": event.comment,
                       "by": event.rejected_by, "at": event.rejected_at.isoformat()}})
+
+
+def on_invoice_published(session: Session, event: InvoiceReceived, envelope: Envelope) -> None:
+    """Our own `invoice.received`, read back from the broker: it is with matching now."""
+    _project(session, envelope, event.invoice_id, "published", {})
 
 
 MATCHING_HANDLERS = {

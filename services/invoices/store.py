@@ -209,9 +209,11 @@ def list_invoices(session: Session, *, status: str | None, supplier_id: str | No
 
 def record_status(session: Session, row: InvoiceRow, status: str | None,
                   match: dict[str, Any] | None, event_type: str, event_id: str,
-                  at: datetime) -> None:
+                  at: datetime, *, new_decision: bool = False) -> None:
+    """Apply a status change (None: none) and record what matching said: a new decision
+    replaces the previous outcome, later facts (resolution, clearing) are added to it."""
     if match is not None:
-        row.match = {**(row.match or {}), **match}
+        row.match = dict(match) if new_decision else {**(row.match or {}), **match}
     if status is not None:
         row.status = status
         session.add(StatusChangeRow(invoice_id=row.id, status=status, event_type=event_type,

@@ -91,6 +91,8 @@ def test_matching_events_drive_the_status(invoices, clerk):
                     "application/json", clerk)
         ids.append(resp.json()["id"])
     touchless, waiting, exceptional = ids
+    for invoice_id in ids:  # handed over to matching first
+        _wait_status(invoices, invoice_id, "matching", clerk)
     s = invoices.settings
     # Touchless: matched, then cleared.
     produce(s, InvoiceMatched(invoice_id=touchless, po_number="PO-1", match_id="m1",
@@ -101,7 +103,8 @@ def test_matching_events_drive_the_status(invoices, clerk):
                                         amount=Decimal("1190.00"), touchless=True, cleared_at=NOW))
     got = _wait_status(invoices, touchless, "cleared_for_payment", clerk)
     assert got["match"]["cleared"]["touchless"] is True
-    assert [h["status"] for h in got["history"]] == ["received", "matched", "cleared_for_payment"]
+    assert [h["status"] for h in got["history"]] == ["received", "matching", "matched",
+                                                     "cleared_for_payment"]
     # A late exception cannot reopen a cleared invoice.
     produce(s, InvoiceExceptionRaised(invoice_id=touchless, exception_id="x0", reasons=["X"],
                                       raised_at=NOW))
@@ -117,6 +120,7 @@ def test_matching_events_drive_the_status(invoices, clerk):
                                       raised_at=NOW))
     got = _wait_status(invoices, exceptional, "exception", clerk)
     assert got["match"]["reasons"] == ["PRICE_VARIANCE", "QTY_OVER_RECEIVED"]
+    assert got["match"]["exception_id"] == "x1"
     produce(s, InvoiceExceptionResolved(invoice_id=exceptional, exception_id="x1",
                                         action="rematch", reason_code="receipt_posted",
                                         resolved_by="clara", resolved_at=NOW))
@@ -134,6 +138,7 @@ def test_redelivered_and_unknown_events_change_nothing(invoices, clerk):
     resp = post(invoices, json.dumps(native("RD-1", supplier={"id": "SUP-RD"})),
                 "application/json", clerk)
     invoice_id = resp.json()["id"]
+    _wait_status(invoices, invoice_id, "matching", clerk)
     matched = InvoiceMatched(invoice_id=invoice_id, match_id="m9", policy_version=1,
                              decided_at=NOW)
     produce(invoices.settings, matched, event_id="11111111-1111-4111-8111-111111111111")
@@ -146,7 +151,8 @@ def test_redelivered_and_unknown_events_change_nothing(invoices, clerk):
                                                         amount=Decimal(1), touchless=True,
                                                         cleared_at=NOW))
     got = _wait_status(invoices, invoice_id, "cleared_for_payment", clerk)
-    assert [h["status"] for h in got["history"]] == ["received", "matched", "cleared_for_payment"]
+    assert [h["status"] for h in got["history"]] == ["received", "matching", "matched",
+                                                     "cleared_for_payment"]
 
 
 def test_purchase_orders_teach_the_supplier_id_of_vat_only_invoices(invoices, clerk):

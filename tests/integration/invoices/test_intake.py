@@ -9,6 +9,7 @@ from sqlalchemy import func, select, text
 
 from tests.integration.invoices.conftest import post
 from tests.support.auth import bearer
+from tests.support.poll import wait_until
 from tests.support.stack import service_engine
 from tests.unit.invoices.documents import blank_pdf, edit_ubl, make_cii, make_facturx, native
 from tests.unit.invoices.test_xml_safety import ATTACKS
@@ -39,7 +40,11 @@ def test_native_json_is_stored_normalised_with_its_original(invoices, integratio
     assert got["lines"][0]["po_line_no"] == "1"
     assert got["totals"]["gross"] == "1190.00"
     assert got["match"] is None
-    assert [h["status"] for h in got["history"]] == ["received"]
+    # Once its invoice.received is on the broker (with matching), the status is `matching`.
+    got = wait_until(lambda: (g := invoices.client.get(f"/invoices/{created['id']}",
+                                                       headers=clerk).json())["status"]
+                     == "matching" and g, message="status matching")
+    assert [h["status"] for h in got["history"]] == ["received", "matching"]
     original = invoices.client.get(f"/invoices/{created['id']}/original", headers=clerk)
     assert original.content == body.encode()
     assert original.headers["content-type"].startswith("application/json")
@@ -150,9 +155,12 @@ def test_list_filters_and_pages(invoices, clerk):
         if cursor is None:
             break
     assert seen == list(reversed(ids))  # newest first, each once
-    by_po = invoices.client.get("/invoices", params={"po_number": "PO-PAGES", "status": "received"},
+    by_po = invoices.client.get("/invoices", params={"po_number": "PO-PAGES"},
                                 headers=clerk).json()
     assert {i["id"] for i in by_po["items"]} == set(ids)
+    wait_until(lambda: {i["id"] for i in invoices.client.get(
+        "/invoices", params={"po_number": "PO-PAGES", "status": "matching"},
+        headers=clerk).json()["items"]} == set(ids), message="all five in matching")
     assert invoices.client.get("/invoices", params={"status": "matched", "po_number": "PO-PAGES"},
                                headers=clerk).json()["items"] == []
     assert invoices.client.get("/invoices", params={"status": "bogus"},

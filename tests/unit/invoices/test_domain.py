@@ -99,3 +99,9 @@ def test_domain_and_validation_import_no_infrastructure():
                 names = [node.module or ""]
             for name in names:
                 assert name.split(".")[0] not in forbidden, (module.__name__, name)
+
+
+@pytest.mark.parametrize(("current", "expected"), [("received", "matching"), ("matched", None),
+                                                   ("exception", None), ("rejected", None)])
+def test_the_hand_over_to_matching_never_overtakes_a_decision(current, expected):
+    assert status_after(current, "published") == expected
