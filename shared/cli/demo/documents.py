@@ -90,7 +90,7 @@ class InvoiceDoc:
     def tax_category(self) -> str:
         return "S" if self.tax_rate else "Z"
 
-    def renumbered(self, number: str, issue_date: date | None = None) -> "InvoiceDoc":
+    def renumbered(self, number: str, issue_date: date | None = None) -> InvoiceDoc:
         return replace(self, number=number, issue_date=issue_date or self.issue_date)
 
 

@@ -34,7 +34,7 @@ FINAL_INVOICE = {"cleared_for_payment", "rejected"}
 @dataclass
 class PoRun:
     plan: sc.PoPlan
-    requisition: "ReqRun"
+    requisition: ReqRun
     number: str = ""
     lines: list[dict[str, Any]] = field(default_factory=list)
     status: str = ""

@@ -42,7 +42,7 @@ class Tolerance:
     qty_over_ordered_pct: Decimal = Decimal("0")
     qty_over_received_pct: Decimal = Decimal("0")
 
-    def merged(self, overrides: dict[str, Any] | None) -> "Tolerance":
+    def merged(self, overrides: dict[str, Any] | None) -> Tolerance:
         if not overrides:
             return self
         values = {k: getattr(self, k) for k in self.__dataclass_fields__}
