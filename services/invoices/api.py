@@ -20,6 +20,7 @@ from services.invoices.parsers import (
     Malformed,
     NotAnInvoice,
     SchemaInvalid,
+    TooLarge,
     UnsupportedType,
     media_type,
     parse_document,
@@ -32,6 +33,7 @@ from shared.errors import (
     BadRequest,
     Conflict,
     NotFound,
+    PayloadTooLarge,
     Unprocessable,
     UnsupportedMediaType,
     field_error,
@@ -71,6 +73,9 @@ def _parse(body: bytes, content_type: str | None):
     except UnsupportedType as exc:
         _reject(exc.reason)
         raise UnsupportedMediaType(str(exc)) from exc
+    except TooLarge as exc:
+        _reject(exc.reason)
+        raise PayloadTooLarge(str(exc)) from exc
     except Malformed as exc:
         _reject(exc.reason)
         raise BadRequest(str(exc), code=exc.reason.replace("_", "-"),

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from services.invoices.domain import Invoice
 from services.invoices.parsers.cii import RSM, parse_cii
-from services.invoices.parsers.common import IntakeError, Malformed, NotAnInvoice, UnsafeXml
+from services.invoices.parsers.common import (
+    IntakeError,
+    Malformed,
+    NotAnInvoice,
+    TooLarge,
+    UnsafeXml,
+)
 from services.invoices.parsers.facturx import embedded_xml
 from services.invoices.parsers.native import SchemaInvalid, parse_native_json
 from services.invoices.parsers.ubl import CREDIT_NOTE_NS, INVOICE_NS, parse_ubl
@@ -41,8 +47,8 @@ def _from_xml(data: bytes, source_format: str | None = None) -> Invoice:
 
 
 def parse_document(data: bytes, content_type: str | None) -> Invoice:
-    """Raises `UnsupportedType` (415), `Malformed`/`UnsafeXml` (400), `NotAnInvoice` and
-    `SchemaInvalid` (422)."""
+    """Raises `UnsupportedType` (415), `Malformed`/`UnsafeXml` (400), `TooLarge` (413),
+    `NotAnInvoice` and `SchemaInvalid` (422)."""
     mt = media_type(content_type)
     is_json = mt in JSON_TYPES or mt.endswith("+json")
     is_xml = mt in XML_TYPES or mt.endswith("+xml")
@@ -67,6 +73,7 @@ __all__ = [
     "Malformed",
     "NotAnInvoice",
     "SchemaInvalid",
+    "TooLarge",
     "UnsafeXml",
     "UnsupportedType",
     "media_type",

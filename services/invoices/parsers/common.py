@@ -25,6 +25,12 @@ class UnsafeXml(Malformed):
     reason = "unsafe_xml"
 
 
+class TooLarge(IntakeError):
+    """A part that unpacks to more than we accept (e.g. the XML inside a PDF) → 413."""
+
+    reason = "too_large"
+
+
 class NotAnInvoice(IntakeError):
     """Well-formed, but not a document we know (wrong root, a PDF with no invoice) → 422."""
 

@@ -12,8 +12,9 @@ import logging
 
 from pypdf import PdfReader
 
-from services.invoices.parsers.common import Malformed, NotAnInvoice
+from services.invoices.parsers.common import Malformed, NotAnInvoice, TooLarge
 
+MAX_EMBEDDED_XML = 10 * 1024 * 1024  # pypdf itself stops decompressing at 75 MB
 KNOWN_NAMES = ("factur-x.xml", "zugferd-invoice.xml", "ZUGFeRD-invoice.xml", "xrechnung.xml")
 
 logging.getLogger("pypdf").setLevel(logging.ERROR)
@@ -42,4 +43,6 @@ def embedded_xml(data: bytes) -> bytes:
         raise Malformed(f"the embedded {chosen} cannot be read: {exc}"[:300]) from exc
     if isinstance(content, list):
         content = content[0] if content else b""
+    if len(content) > MAX_EMBEDDED_XML:
+        raise TooLarge(f"the embedded {chosen} is larger than {MAX_EMBEDDED_XML} bytes")
     return bytes(content)

@@ -73,3 +73,11 @@ def test_an_unknown_root_element_is_not_an_invoice():
     with pytest.raises(NotAnInvoice, match="not a UBL 2.1"):
         parse_document(b'<Order xmlns="urn:oasis:names:specification:ubl:schema:xsd:Order-2"/>',
                        "application/xml")
+
+
+def test_an_oversized_embedded_xml_is_too_large(monkeypatch):
+    from services.invoices.parsers import TooLarge, facturx
+
+    monkeypatch.setattr(facturx, "MAX_EMBEDDED_XML", 1000)
+    with pytest.raises(TooLarge):
+        parse_document(make_facturx(), "application/pdf")
