@@ -265,11 +265,11 @@ def supplier_keys(supplier: Supplier) -> list[str]:
     ids, then the name), so an invoice always has at least one key if it has a supplier at all.
     """
     keys: set[str] = set()
-    if supplier.id:
+    if supplier.id and supplier.id.strip():
         keys.add(id_key(supplier.id))
-    if supplier.vat_id:
+    if supplier.vat_id and _compact(supplier.vat_id):
         keys.add(f"vat:{_compact(supplier.vat_id)}")
-    if supplier.peppol_id:
+    if supplier.peppol_id and _compact(supplier.peppol_id):
         keys.add(f"peppol:{_compact(supplier.peppol_id)}")
     if not keys:
         keys.update(f"party:{_compact(i)}" for i in supplier.identifiers if i.strip())

@@ -19,6 +19,7 @@ from services.invoices.domain import (
     code_lists,
     normalise_number,
     rounded,
+    supplier_keys,
 )
 
 TOLERANCE = Decimal("0.01")
@@ -67,7 +68,7 @@ def validate(inv: Invoice) -> list[Issue]:
     s = inv.supplier
     if inv.strict and not (s.name and s.name.strip()):
         add(inv.issue("supplier.name", "BR-6", "the seller name (BT-27) is missing"))
-    if not any([s.id, s.vat_id, s.peppol_id, s.identifiers, s.name and s.name.strip()]):
+    if not supplier_keys(s):
         add(inv.issue("supplier", "P2P-SUPPLIER",
                       "the supplier needs an id, a VAT id, a PEPPOL id or a name"))
 

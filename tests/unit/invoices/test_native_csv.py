@@ -139,3 +139,8 @@ def test_malformed_csv_is_malformed(body):
 def test_decimal_amounts_are_exact():
     inv = parse_json(native(gross="0.03"))
     assert inv.totals.gross == Decimal("0.03")
+
+
+def test_blank_supplier_identifiers_do_not_identify_a_supplier():
+    doc = native(supplier={"id": " ", "vat_id": "", "identifiers": ["  "], "name": "   "})
+    assert "P2P-SUPPLIER" in {i.rule for i in validate(parse_json(doc))}
