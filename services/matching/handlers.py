@@ -237,14 +237,14 @@ class Matching:
         if decision.outcome == Outcome.AWAITING_PO:
             row.state, row.deadline, row.counts = "awaiting_po", decision.wait_until, False
         elif decision.outcome == Outcome.AWAITING_RECEIPT:
+            if existing is not None:  # resolved first: consumers see the rematch, then the wait
+                self._close_case(session, existing, row, "rematch", "rematched", None,
+                                 actor or SYSTEM, now, correlation)
             if row.state != "awaiting_receipt":
                 self.outbox.add(session, InvoiceAwaitingReceipt(
                     invoice_id=row.invoice_id, po_number=po_number, match_id=decision_row.id,
                     policy_version=version, lines=list(decision.awaiting_lines),
                     wait_until=decision.wait_until, decided_at=now), correlation_id=correlation)
-            if existing is not None:
-                self._close_case(session, existing, row, "rematch", "rematched", None,
-                                 actor or SYSTEM, now, correlation)
             row.state, row.counts = "awaiting_receipt", False
             row.awaiting_since = row.awaiting_since or now
             row.deadline = decision.wait_until

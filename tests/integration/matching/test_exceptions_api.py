@@ -181,3 +181,33 @@ def test_rematch_after_a_tolerance_change(matching, queue):
     bad = c.post(f"/exceptions/{exc['id']}/resolve", json={"action": "pay", "reason_code": "x"},
                  headers=CLERK)
     assert bad.status_code == 422 and bad.json()["errors"][0]["path"] == "action"
+
+
+def test_a_rematch_that_now_only_lacks_receipts_waits_for_them(matching, matching_settings):
+    s, c = matching_settings, matching.client
+    produce(s, po_issued("PO-810001"))
+    produce(s, receipt("PO-810001", {1: "1"}))
+    inv = invoice("PO-810001", [("1", "4", "110.00")])  # +10.00/unit and only 1 of 4 received
+    produce(s, inv)
+    wait_status(matching, inv.invoice_id, "exception")
+    exc = open_exception(matching, inv.invoice_id)
+    assert exc["reasons"] == ["PRICE_VARIANCE", "QTY_OVER_RECEIVED"]
+    doc = {"default": {"price_pct": "10", "price_abs": "0", "price_rule": "either",
+                       "qty_over_ordered_pct": "0", "qty_over_received_pct": "0", "total_abs": "1"},
+           "receipt_wait": "PT60S"}
+    assert c.put("/tolerances", json=doc, headers=ADMIN).status_code == 200
+    r = c.post(f"/exceptions/{exc['id']}/resolve", json={"action": "rematch", "reason_code": "price_ok"},
+               headers=CLERK)
+    assert r.json()["match_outcome"] == "awaiting_receipt" and r.json()["status"] == "resolved"
+    assert wait_status(matching, inv.invoice_id, "awaiting_receipt")["trigger"] == "rematch"
+    produce(s, receipt("PO-810001", {1: "3"}))
+    assert wait_status(matching, inv.invoice_id, "cleared")["outcome"] == "matched"
+    reader = TopicReader(s, s.topic("p2p.matching"))
+    try:
+        types = wait_until(lambda: (t := [e.type.split(".")[2] for e in reader.envelopes()
+                                          if e.subject == inv.invoice_id]) and len(t) >= 5 and t,
+                           20, message="five events")
+    finally:
+        reader.close()
+    assert types == ["exception_raised", "exception_resolved", "awaiting_receipt", "matched",
+                     "cleared_for_payment"]
