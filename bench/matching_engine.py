@@ -22,6 +22,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import save
 from services.matching.domain import (
     Invoice,
     Invoiced,
@@ -96,6 +97,12 @@ def main() -> None:
     print(f"invoices={args.invoices} lines={lines} outcomes={outcomes}")
     print(f"cpu {best_cpu:.3f}s -> {lines / best_cpu:,.0f} invoice lines/s on one core "
           f"({args.invoices / best_cpu:,.0f} invoices/s); wall {best_wall:.3f}s")
+    path = save("matching_engine", {
+        "invoices": args.invoices, "lines": lines, "lines_per_invoice": 5, "outcomes": outcomes,
+        "cpu_s": round(best_cpu, 4), "wall_s": round(best_wall, 4),
+        "lines_per_s": round(lines / best_cpu), "invoices_per_s": round(args.invoices / best_cpu),
+        "lines_per_s_wall": round(lines / best_wall)})
+    print(f"written to {path}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import save
 from bench.matching_engine import build_inputs
 from services.matching.domain import inputs_to_json
 from services.matching.handlers import Matching
@@ -114,10 +115,13 @@ def main() -> None:
     seconds, cpu, result = pure(args.invoices)
     print(f"pure     wall {seconds:.2f}s, cpu {cpu:.2f}s ({args.invoices / cpu:,.0f} invoices/s "
           f"on one core)  {_summary(result)}")
+    saved = {"invoices": args.invoices, "pure": {"wall_s": round(seconds, 3), "cpu_s": round(cpu, 3)}}
     if not args.pure_only:
         seconds, cpu, result = with_database(args.invoices)
         print(f"database wall {seconds:.2f}s, cpu {cpu:.2f}s in this process (PostgreSQL's own "
               f"time excluded)  {_summary(result)}")
+        saved["database"] = {"wall_s": round(seconds, 3), "cpu_s": round(cpu, 3)}
+    print(f"written to {save('matching_simulate', saved)}")
 
 
 if __name__ == "__main__":
