@@ -1,5 +1,7 @@
 """Activities of `RequisitionApproval`: every database and outbox write of the workflow.
 
+The workflow runs them as local activities (short DB transactions in this process).
+
 Each activity runs one transaction that first claims its step (workflow id + step key) in
 `applied_steps`; a retried activity finds the step claimed and does nothing, so projections,
 history and events happen exactly once.

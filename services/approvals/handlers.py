@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Coroutine
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -76,6 +77,11 @@ def policy_errors(exc: PolicyInvalid) -> Unprocessable:
 def load_policy_file(path: Path) -> dict[str, Any]:
     with open(path, encoding="utf-8") as fh:
         return yaml.safe_load(fh)
+
+
+def temporal_unavailable(detail: str) -> P2PError:
+    return P2PError(f"Temporal is not available: {detail}", status=503, code="unavailable",
+                    title="Service unavailable")
 
 
 def refusal_to_error(kind: str, message: str, path: str | None) -> P2PError:
@@ -273,7 +279,9 @@ class ApprovalService:
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise Conflict("the approval is already closed") from exc
-            raise
+            raise temporal_unavailable(str(exc)) from exc
+        except FutureTimeout as exc:
+            raise temporal_unavailable("no answer from the approval workflow in time") from exc
 
     def decide(self, session: Session, task_id: str, user: User, decision: str,
                comment: str | None) -> dict[str, Any]:

@@ -177,6 +177,12 @@ _ACTIVITY_OPTS: dict = {
 }
 
 
+async def _activity(name: str, arg: object) -> None:
+    """DB + outbox writes are short and idempotent: local activities, no server round trip
+    to schedule them (retried by the worker, and re-run on replay only if not completed)."""
+    await workflow.execute_local_activity(name, arg, **_ACTIVITY_OPTS)
+
+
 def _refusal(exc: DecisionRefused) -> ApplicationError:
     return ApplicationError(exc.message, {"path": exc.path}, type=exc.kind, non_retryable=True)
 
@@ -205,7 +211,7 @@ class RequisitionApproval:
                     by: str | None = None, comment: str | None = None) -> None:
         inp = self._input
         due = t.assigned_at + timedelta(seconds=inp.escalate_after_seconds)
-        await workflow.execute_activity(
+        await _activity(
             "open_task",
             TaskChange(
                 workflow_id=workflow.info().workflow_id, step=self._step(kind, t.task_id),
@@ -215,9 +221,7 @@ class RequisitionApproval:
                 amount=inp.amount, currency=inp.currency,
                 assigned_at=t.assigned_at.isoformat(), due_at=due.isoformat(),
                 kind=kind, from_assignee=from_assignee, by=by, comment=comment,
-            ),
-            **_ACTIVITY_OPTS,
-        )
+            ))
 
     async def _close(self, tasks: list[TaskState], status: str, reason: str | None) -> None:
         still_open = [t for t in tasks if t.is_open]
@@ -226,28 +230,24 @@ class RequisitionApproval:
         for t in still_open:
             t.status = status
         inp = self._input
-        await workflow.execute_activity(
+        await _activity(
             "close_tasks",
             CloseTasks(workflow_id=workflow.info().workflow_id, step=self._step("close"),
                        requisition_id=inp.requisition_id,
                        task_ids=[t.task_id for t in still_open], status=status,
-                       at=workflow.now().isoformat(), reason=reason),
-            **_ACTIVITY_OPTS,
-        )
+                       at=workflow.now().isoformat(), reason=reason))
 
     async def _fire(self, t: TaskState, kind: str) -> None:
         inp = self._input
         now = workflow.now()
         if kind == "reminder":
             t.reminders += 1
-            await workflow.execute_activity(
+            await _activity(
                 "send_reminder",
                 ReminderInput(workflow_id=workflow.info().workflow_id,
                               step=self._step("remind", t.task_id),
                               requisition_id=inp.requisition_id, task_id=t.task_id,
-                              assignee=t.assignee, level=t.level, sent_at=now.isoformat()),
-                **_ACTIVITY_OPTS,
-            )
+                              assignee=t.assignee, level=t.level, sent_at=now.isoformat()))
             return
         target = escalation_target(t.assignee, inp.managers, inp.requester)
         if target is None:
@@ -323,14 +323,12 @@ class RequisitionApproval:
         await self._close(list(self._tasks.values()), "cancelled" if outcome == "cancelled"
                           else "superseded", outcome)
         self._status = outcome
-        await workflow.execute_activity(
+        await _activity(
             "finish",
             Finish(workflow_id=wf_id, step=self._step("finish"), requisition_id=inp.requisition_id,
                    submission=inp.submission, outcome=outcome, decided_by=deciders,
                    policy_version=inp.policy_version, decided_at=workflow.now().isoformat(),
-                   submitted_at=inp.submitted_at, comment=comment),
-            **_ACTIVITY_OPTS,
-        )
+                   submitted_at=inp.submitted_at, comment=comment))
         return ApprovalResult(outcome=outcome, decided_by=deciders,
                               policy_version=inp.policy_version)
 
@@ -360,15 +358,13 @@ class RequisitionApproval:
         assert t is not None
         t.status = "deciding"  # refuses a second decision while this one is recorded
         at = workflow.now()
-        await workflow.execute_activity(
+        await _activity(
             "record_decision",
             DecisionRecord(workflow_id=workflow.info().workflow_id,
                            step=self._step("decide", t.task_id),
                            requisition_id=self._input.requisition_id, task_id=t.task_id,
                            level=t.level, by=d.actor, on_behalf_of=on_behalf_of,
-                           decision=d.decision, comment=d.comment, at=at.isoformat()),
-            **_ACTIVITY_OPTS,
-        )
+                           decision=d.decision, comment=d.comment, at=at.isoformat()))
         t.status = OUTCOME_OF[d.decision]
         t.decided_by, t.on_behalf_of, t.comment, t.decided_at = d.actor, on_behalf_of, d.comment, at
         self._touch()
