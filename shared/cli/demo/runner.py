@@ -455,10 +455,12 @@ class DemoRun:
 
     def send_invoices(self, misdirected: bool) -> None:
         """Genuine invoices first (CSV ones in one batch file); invoices quoting a wrong or no
-        PO at the end of the month, once the genuine ones are matched and received: matching
-        counts a misdirected invoice's quantities against the PO it quotes (see the report)."""
-        wrong = (sc.WRONG_PO, sc.NO_PO)
-        todo = [i for i in self.invoices if (i.fault in wrong) == misdirected and not i.id
+        PO and second copies at the end of the month, once the genuine ones are matched and
+        received: matching counts their quantities against the PO they quote."""
+        def late(inv: InvoiceRun) -> bool:
+            return inv.fault in (sc.WRONG_PO, sc.NO_PO) or inv.role == "suspect_duplicate"
+
+        todo = [i for i in self.invoices if late(i) == misdirected and not i.id
                 and not i.refused]
         batch = [i for i in todo if i.fmt == "csv" and i.role == "original"]
         self._post_batch(batch)
@@ -546,6 +548,23 @@ class DemoRun:
             return "request_credit_note", "NOT_DELIVERED", "Billed more than was delivered."
         return "accept", "PRICE_AGREED", "Price increase confirmed by the buyer."
 
+    def _clerk_decision(self, exc: dict[str, Any], inv: InvoiceRun,
+                        first_look: bool) -> tuple[str, str, str]:
+        action, code, comment = self.clerk_action(exc.get("reasons") or [], first_look)
+        if action == "request_credit_note" and not self._bills_beyond_po(inv):
+            # This invoice alone fits the PO: the excess is another invoice's, which the clerk
+            # rejects in the same pass; matching this one again then clears it.
+            return "rematch", "OTHER_INVOICE", "The excess was on another invoice; rematching."
+        return action, code, comment
+
+    @staticmethod
+    def _bills_beyond_po(inv: InvoiceRun) -> bool:
+        if inv.po is None:
+            return True
+        ordered = {str(ln["line_no"]): Decimal(ln["ordered_quantity"]) for ln in inv.po.lines}
+        return any(line.quantity > ordered.get(line.po_line_no or "", line.quantity - 1)
+                   for line in inv.doc.lines)
+
     def _our_exceptions(self, status: str) -> list[dict[str, Any]]:
         ours = {i.id: i for i in self.invoices if i.id}
         items = self.api.pages("matching", "/exceptions", params={"status": status},
@@ -567,12 +586,16 @@ class DemoRun:
             self._set("exceptions", total - len(open_), total)
             credit_notes: list[tuple[dict[str, Any], InvoiceRun]] = []
             ours = {i.id: i for i in self.invoices if i.id}
-            for n, exc in enumerate(open_):
+            decided = [(exc, self._clerk_decision(exc, ours[exc["invoice_id"]], look == 1))
+                       for exc in open_]
+            # Rejections first: a rejected invoice stops counting against its PO, which may be
+            # all another invoice on that PO needs.
+            decided.sort(key=lambda pair: pair[1][0] != "reject")
+            for n, (exc, (action, code, comment)) in enumerate(decided):
                 self.exceptions[exc["id"]] = exc
                 clerk = CLERKS[n % len(CLERKS)]
                 self.api.post("matching", f"/exceptions/{exc['id']}/assign", user=clerk,
                               roles=("ap_clerk",), json={"assignee": clerk})
-                action, code, comment = self.clerk_action(exc.get("reasons") or [], look == 1)
                 try:
                     out = self.api.post("matching", f"/exceptions/{exc['id']}/resolve",
                                         user=clerk, roles=("ap_clerk",),
