@@ -247,8 +247,8 @@ class Decision:
     wait_until: datetime | None = None
     awaiting_lines: tuple[str, ...] = ()
     accepted_variance: Decimal = ZERO
-    # invoice line -> PO line it was paired with, for the cumulative read model
-    pairings: tuple[tuple[str, int], ...] = ()
+    # (invoice line no, PO line no, index of the invoice line) for the cumulative read model
+    pairings: tuple[tuple[str, int, int], ...] = ()
 
     @property
     def failed(self) -> list[Check]:

@@ -103,11 +103,11 @@ def match(inputs: MatchInputs, policy: TolerancePolicy, policy_version: int) -> 
     received = inputs.received
     supplier_id = po.supplier_id
     cumulative: dict[int, Decimal] = {}
-    pairings: list[tuple[str, int]] = []
+    pairings: list[tuple[str, int, int]] = []
     short_lines: list[str] = []
     paired_net = ZERO
 
-    for il in inv.lines:
+    for index, il in enumerate(inv.lines):
         ln = il.line_no
         if il.po_line_no is not None and il.po_line_no.strip():
             pl = by_no.get(normalise_line_no(il.po_line_no))
@@ -125,7 +125,7 @@ def match(inputs: MatchInputs, policy: TolerancePolicy, policy_version: int) -> 
             add(Check(_LINE, True, line_no=ln, po_line_no=pl.line_no, expected=pl.description,
                       actual=il.description, detail=pairing))
         po_ln = pl.line_no
-        pairings.append((ln, po_ln))
+        pairings.append((ln, po_ln, index))
         paired_net += il.net_amount
         if is_credit:
             continue

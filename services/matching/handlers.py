@@ -281,9 +281,9 @@ class Matching:
             store.replace_invoiced_lines(session, row.invoice_id, None, [])
             return
         sign = Decimal(-1) if inputs.invoice.is_credit_note else Decimal(1)
-        by_line = {ln.line_no: ln for ln in inputs.invoice.lines}
-        lines = [(po_line, sign * by_line[ln].quantity, sign * by_line[ln].net_amount)
-                 for ln, po_line in decision.pairings]
+        invoice_lines = inputs.invoice.lines
+        lines = [(po_line, sign * invoice_lines[i].quantity, sign * invoice_lines[i].net_amount)
+                 for _, po_line, i in decision.pairings]
         store.replace_invoiced_lines(session, row.invoice_id, inputs.po.po_number, lines)
 
     def _correlation(self, session: Session, row: store.InvoiceRow) -> str:

@@ -212,7 +212,7 @@ def test_a_credit_note_reduces_the_cumulative_invoiced_quantity():
 def test_a_credit_note_is_checked_on_header_and_pairing_only():
     credit = invoice(inv_line(qty="3"), type_="credit_note", invoice_id="cn")
     d = decide(inputs(credit, purchase_order(), received={}))
-    assert d.outcome == Outcome.MATCHED and d.pairings == (("1", 1),)
+    assert d.outcome == Outcome.MATCHED and d.pairings == (("1", 1, 0),)
     assert {c.rule for c in d.checks} == {Rule.PO_NOT_FOUND, Rule.SUPPLIER_MISMATCH,
                                           Rule.CURRENCY_MISMATCH, Rule.PO_CLOSED,
                                           Rule.DUPLICATE_SUSPECTED, Rule.LINE_NOT_ON_PO}
@@ -325,3 +325,10 @@ def test_inputs_survive_a_json_round_trip_and_replay_to_the_same_decision():
 def test_variance_is_exact_decimal():
     d = decide(inputs(invoice(inv_line(price="100.0001")), purchase_order()))
     assert check(d, Rule.PRICE_VARIANCE).variance == Decimal("0.0001")
+
+
+def test_pairings_keep_lines_that_share_a_line_number_apart():
+    inv = invoice(inv_line("1", qty="2", no="1"), inv_line(None, qty="3", no="1"),
+                  inv_line("7", qty="1", no="2"))
+    d = decide(inputs(inv, purchase_order()))
+    assert d.pairings == (("1", 1, 0), ("1", 1, 1))

@@ -63,8 +63,9 @@ def test_no_accepted_invoice_exceeds_the_ordered_quantity_beyond_tolerance(case)
         return
     po = inp.po
     totals: dict[int, Decimal] = {}
-    for line_no, po_line_no in decision.pairings:
-        qty = next(ln.quantity for ln in inp.invoice.lines if ln.line_no == line_no)
+    for line_no, po_line_no, index in decision.pairings:
+        assert inp.invoice.lines[index].line_no == line_no
+        qty = inp.invoice.lines[index].quantity
         totals[po_line_no] = totals.get(po_line_no, Decimal(0)) + qty
     for po_line_no, qty in totals.items():
         pl = po.by_no[str(po_line_no)]
