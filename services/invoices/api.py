@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 
 from services.invoices import store
@@ -293,18 +292,17 @@ def get_original(invoice_id: str, runtime: RuntimeDep) -> Response:
 
 
 def install_openapi(app: FastAPI) -> None:
-    """Adds the native invoice schema (the JSON request body is read raw) to the document."""
+    """Adds the native invoice schema (the JSON request body is read raw, so FastAPI does not
+    know it) to the platform's OpenAPI document."""
+    platform_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                             routes=app.routes)
-        native = NativeInvoice.model_json_schema(ref_template="#/components/schemas/{model}")
+        schema = platform_openapi()
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components.update(native.pop("$defs", {}))
-        components["NativeInvoice"] = native
-        app.openapi_schema = schema
+        if "NativeInvoice" not in components:
+            native = NativeInvoice.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(native.pop("$defs", {}))
+            components["NativeInvoice"] = native
         return schema
 
     app.openapi = openapi

@@ -176,6 +176,8 @@ def test_openapi_documents_the_native_schema_and_csv_columns(invoices):
     assert "NativeInvoice" in doc["components"]["schemas"]
     assert "total_payable" in doc["paths"]["/invoices/batch"]["post"]["description"]
     assert "application/pdf" in doc["paths"]["/invoices"]["post"]["requestBody"]["content"]
+    conflict = doc["paths"]["/invoices"]["post"]["responses"]["409"]
+    assert "application/problem+json" in conflict["content"]  # the platform's error docs stay
 
 
 def _metric(svc, line_start: str) -> float:
