@@ -6,6 +6,8 @@ import json
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.invoices.parsers import Malformed, SchemaInvalid, UnsupportedType, parse_document
 from services.invoices.parsers.csv_batch import CsvColumnsMissing, parse_csv_batch
@@ -144,3 +146,20 @@ def test_decimal_amounts_are_exact():
 def test_blank_supplier_identifiers_do_not_identify_a_supplier():
     doc = native(supplier={"id": " ", "vat_id": "", "identifiers": ["  "], "name": "   "})
     assert "P2P-SUPPLIER" in {i.rule for i in validate(parse_json(doc))}
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(rows=st.lists(st.lists(st.sampled_from(["", "x", "1", "-1", "1.5", "2026-11-02", "EUR",
+                                                "invoice", "credit_note", "C62", '"q"', "1e5",
+                                                "SUP-ACME", "A-1"]),
+                              min_size=19, max_size=19), max_size=6),
+       noise=st.binary(max_size=40))
+def test_any_csv_is_answered_with_items_or_a_documented_refusal(rows, noise):
+    body = csv_body(*(",".join(r) for r in rows)) + noise
+    try:
+        items = parse_csv_batch(body)
+    except (Malformed, CsvColumnsMissing):
+        return
+    for item in items:
+        if item.invoice is not None and not item.issues:
+            assert all(i.rule for i in validate(item.invoice))
