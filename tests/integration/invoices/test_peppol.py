@@ -9,7 +9,8 @@ import pytest
 from services.invoices.app import create_app
 from tests.integration.invoices.conftest import post
 from tests.support.stack import run_service
-from tests.unit.invoices.documents import legal_monetary_total
+from tests.unit.invoices.documents import edit_ubl, legal_monetary_total
+from tests.unit.invoices.test_ubl import MUTATIONS
 
 pytestmark = pytest.mark.integration
 
@@ -57,3 +58,14 @@ def test_all_six_examples_are_accepted_with_their_exact_totals(invoices, infra, 
     # ... and both are accepted on a database of their own.
     with run_service(create_app, infra.settings()) as other:
         _accept_all(other, peppol_dir, SECOND, clerk)
+
+
+@pytest.mark.parametrize(("name", "edits", "rule"), MUTATIONS,
+                         ids=[f"{m[2]}-{m[0]}" for m in MUTATIONS])
+def test_a_mutated_example_is_422_naming_the_rule_it_breaks(invoices, peppol_dir, clerk, name,
+                                                            edits, rule):
+    resp = post(invoices, edit_ubl(peppol_dir / name, edits), "application/xml", clerk)
+    assert resp.status_code == 422
+    assert resp.headers["content-type"] == "application/problem+json"
+    assert rule in {e["rule"] for e in resp.json()["errors"]}
+    assert all(e["path"].startswith("/Invoice") for e in resp.json()["errors"])
