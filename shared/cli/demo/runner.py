@@ -8,80 +8,32 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from shared.cli.demo import documents as docs
 from shared.cli.demo import scenario as sc
+from shared.cli.demo.clerks import ApClerks
 from shared.cli.demo.client import Api, ApiError, DeadlineExceeded, poll
+from shared.cli.demo.invoicing import Invoicing
+from shared.cli.demo.state import (
+    ADMIN,
+    CLERKS,
+    IN_FLIGHT_INVOICE,
+    ORDERED_REQ,
+    RECEIVER,
+    SETTLED_REQ,
+    InvoiceRun,
+    Outcome,
+    PoRun,
+    ReqRun,
+)
 from shared.cli.demo.world import World, load_yaml, world_from_documents
 
-ADMIN = ("demo-admin", ("admin",))
-RECEIVER = ("dock-rita", ("receiver",))
-INTAKE = ("peppol-access-point", ("integration",))
-CLERKS = ("paula", "omar")
-SETTLED_REQ = {"approved", "ordered", "partially_received", "received", "rejected", "cancelled"}
-ORDERED_REQ = {"approved", "ordered", "partially_received", "received"}
-IN_FLIGHT_INVOICE = {"received", "matching"}
-FINAL_INVOICE = {"cleared_for_payment", "rejected"}
-
-
-@dataclass
-class PoRun:
-    plan: sc.PoPlan
-    requisition: ReqRun
-    number: str = ""
-    lines: list[dict[str, Any]] = field(default_factory=list)
-    status: str = ""
-
-
-@dataclass
-class InvoiceRun:
-    po: PoRun | None
-    doc: docs.InvoiceDoc
-    fmt: str
-    role: str  # original | suspect_duplicate | exact_duplicate | credit_note
-    fault: str
-    id: str | None = None
-    status: str = ""
-    refused: str | None = None  # why intake refused it (e.g. duplicate)
-    flags: list[str] = field(default_factory=list)
-    view: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class ReqRun:
-    plan: sc.RequisitionPlan
-    id: str = ""
-    status: str = "draft"
-    resubmitted: bool = False
-    cancel_sent: bool = False
-    levels: int | None = None
-    pos: list[PoRun] = field(default_factory=list)
-    view: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Outcome:
-    """Everything the report needs."""
-
-    plan: sc.Plan
-    world: World
-    requisitions: list[ReqRun]
-    invoices: list[InvoiceRun]
-    exceptions: dict[str, dict[str, Any]]
-    decisions: dict[str, int]
-    delegated_decisions: int
-    problems: list[str]
-    started: float
-    finished: float
-    api_calls: int
-    links: list[tuple[str, str]]
+__all__ = ["DemoRun", "Outcome", "load_world", "previous_month_start"]
 
 
 def load_world(api: Api) -> World:
@@ -106,7 +58,7 @@ def previous_month_start(today: date | None = None) -> date:
     return (first - timedelta(days=1)).replace(day=1)
 
 
-class DemoRun:
+class DemoRun(Invoicing, ApClerks):
     def __init__(self, api: Api, plan: sc.Plan, world: World, console: Console,
                  phase_timeout: float = 90.0) -> None:
         self.api = api
@@ -403,255 +355,6 @@ class DemoRun:
         waiting = [i for i in self.invoices if i.id and i.po in late]
         self.settle("invoices after late receipts", waiting,
                     until=lambda s: s not in IN_FLIGHT_INVOICE | {"awaiting_receipt"})
-
-    # -- invoices -------------------------------------------------------------------------------
-    def _invoice_doc(self, po: PoRun) -> docs.InvoiceDoc:
-        p = po.plan.invoice
-        supplier = self.suppliers[po.plan.supplier_id]
-        lines: list[docs.DocLine] = []
-        for i, line in enumerate(po.lines, start=1):
-            qty = Decimal(line["ordered_quantity"])
-            if po.plan.receipt == sc.PARTIAL_ONLY and line.get("receipt_required", True):
-                qty = Decimal(line.get("received_quantity") or "0")  # bills what was shipped
-            if qty <= 0:
-                continue
-            price = Decimal(line["unit_price"])
-            if not lines:  # faults go on the first billed line
-                price = (price * p.price_factor).quantize(docs.CENT, ROUND_HALF_UP) \
-                    if p.price_factor != 1 else price
-                if p.fault == sc.OVER_BILLED:
-                    qty = max(qty + 1, (qty * Decimal("1.2")).to_integral_value(ROUND_CEILING))
-            lines.append(docs.DocLine(str(len(lines) + 1), line["description"], qty, price,
-                                      line.get("uom") or "EA", str(line["line_no"])))
-        del i
-        order_ref: str | None = po.number
-        if p.fault == sc.NO_PO:
-            order_ref = None
-        elif p.fault == sc.WRONG_PO:
-            other = self.reqs[p.wrong_po_from].pos if p.wrong_po_from is not None else []
-            order_ref = next((o.number for o in other
-                              if o.plan.supplier_id != supplier.id), None)
-        issue = self.plan.day(p.issue_day)
-        return docs.InvoiceDoc(
-            number=f"{p.number[:3]}{self.tag}{p.number[3:]}", issue_date=issue,
-            currency=po.requisition.plan.currency, supplier=supplier, lines=tuple(lines),
-            order_reference=order_ref, due_date=issue + timedelta(days=30),
-            tax_rate=docs.tax_rate_for(supplier))
-
-    def prepare_invoices(self) -> None:
-        for po in self.all_pos():
-            doc = self._invoice_doc(po) if po.lines else None
-            if doc is None or not doc.lines:
-                continue
-            inv = InvoiceRun(po, doc, po.plan.invoice.format, "original", po.plan.invoice.fault)
-            self.invoices.append(inv)
-            if po.plan.invoice.fault == sc.EXACT_DUP:
-                self.invoices.append(InvoiceRun(po, doc, inv.fmt, "exact_duplicate", inv.fault))
-            elif po.plan.invoice.fault == sc.SUSPECT_DUP:
-                again = doc.renumbered(f"{doc.number}-B", doc.issue_date + timedelta(days=2))
-                self.invoices.append(InvoiceRun(po, again, "json", "suspect_duplicate",
-                                                inv.fault))
-        self._task("invoices", "invoices sent", len(self.invoices))
-
-    def send_invoices(self, misdirected: bool) -> None:
-        """Genuine invoices first (CSV ones in one batch file); invoices quoting a wrong or no
-        PO and second copies at the end of the month, once the genuine ones are matched and
-        received: matching counts their quantities against the PO they quote."""
-        def late(inv: InvoiceRun) -> bool:
-            return inv.fault in (sc.WRONG_PO, sc.NO_PO) or inv.role == "suspect_duplicate"
-
-        todo = [i for i in self.invoices if late(i) == misdirected and not i.id
-                and not i.refused]
-        batch = [i for i in todo if i.fmt == "csv" and i.role == "original"]
-        self._post_batch(batch)
-        in_batch = {id(i) for i in batch}
-        for inv in todo:
-            if id(inv) in in_batch:
-                continue
-            if inv.fmt == "csv":  # a CSV file of its own
-                self._post_batch([inv])
-            else:
-                self._post_one(inv)
-
-    def _post_one(self, inv: InvoiceRun) -> None:
-        body, content_type = docs.encode(inv.doc, inv.fmt)
-        try:
-            out = self.api.post("invoices", "/invoices", user=INTAKE[0], roles=INTAKE[1],
-                                content=body, content_type=content_type)
-        except ApiError as exc:
-            if exc.status == 409 and inv.role == "exact_duplicate":
-                inv.refused = "duplicate"
-            else:
-                inv.refused = f"{exc.status}"
-                self._problem(f"invoice {inv.doc.number} ({inv.fmt}) refused: {exc}")
-            self._advance("invoices")
-            return
-        inv.id, inv.status, inv.flags = out["id"], out["status"], out.get("flags") or []
-        self._advance("invoices")
-
-    def _post_batch(self, batch: list[InvoiceRun]) -> None:
-        if not batch:
-            return
-        out = self.api.post("invoices", "/invoices/batch", user=INTAKE[0], roles=INTAKE[1],
-                            content=docs.to_csv([i.doc for i in batch]).encode(),
-                            content_type="text/csv")
-        by_number = {r.get("invoice_number"): r for r in out.get("results") or []}
-        for inv in batch:
-            result = by_number.get(inv.doc.number) or {}
-            if result.get("outcome") == "created":
-                inv.id, inv.flags = result["id"], result.get("flags") or []
-            elif result.get("outcome") == "duplicate" and inv.role == "exact_duplicate":
-                inv.refused = "duplicate"
-            else:
-                inv.refused = result.get("outcome") or "missing"
-                self._problem(f"CSV invoice {inv.doc.number} not created: {result}")
-            self._advance("invoices")
-
-    def _refresh_invoice(self, inv: InvoiceRun) -> str:
-        inv.view = self.api.get("invoices", f"/invoices/{inv.id}", user=CLERKS[0],
-                                roles=("ap_clerk",))
-        inv.status = inv.view["status"]
-        return inv.status
-
-    def settle(self, label: str, invoices: list[InvoiceRun],
-               until: Callable[[str], bool] = lambda s: s not in IN_FLIGHT_INVOICE) -> None:
-        key = f"settle:{label}"
-        self._task(key, label, len(invoices))
-
-        def settled() -> bool:
-            open_ = [i for i in invoices if not until(i.status) or not i.status]
-            for inv in open_:
-                self._refresh_invoice(inv)
-            done = sum(1 for i in invoices if until(i.status))
-            self._set(key, done)
-            return done == len(invoices)
-
-        self._poll(settled, label)
-
-    # -- AP clerks ------------------------------------------------------------------------------
-    @staticmethod
-    def clerk_action(reasons: list[str], first_look: bool = True) -> tuple[str, str, str]:
-        """What an AP clerk does with an exception, by its reasons: (action, reason code,
-        comment). On the first look a quantity short of receipts is matched again (the goods
-        may have arrived since); what is still wrong afterwards is settled for good."""
-        r = set(reasons)
-        if "DUPLICATE_SUSPECTED" in r:
-            return "reject", "DUPLICATE", "Same amount and a near-identical number: a duplicate."
-        if r & {"PO_NOT_FOUND", "SUPPLIER_MISMATCH", "CURRENCY_MISMATCH", "LINE_NOT_ON_PO",
-                "PO_CLOSED"}:
-            return "reject", "WRONG_PO", "Not our order: returned to the supplier."
-        if "QTY_OVER_ORDERED" in r:
-            return "request_credit_note", "OVERBILLED", "Billed more than ordered."
-        if r & {"QTY_OVER_RECEIVED", "MISSING_RECEIPT"}:
-            if first_look:
-                return "rematch", "RECEIPT_POSTED", "Goods received since; matching again."
-            return "request_credit_note", "NOT_DELIVERED", "Billed more than was delivered."
-        return "accept", "PRICE_AGREED", "Price increase confirmed by the buyer."
-
-    def _clerk_decision(self, exc: dict[str, Any], inv: InvoiceRun,
-                        first_look: bool) -> tuple[str, str, str]:
-        action, code, comment = self.clerk_action(exc.get("reasons") or [], first_look)
-        if action == "request_credit_note" and not self._bills_beyond_po(inv):
-            # This invoice alone fits the PO: the excess is another invoice's, which the clerk
-            # rejects in the same pass; matching this one again then clears it.
-            return "rematch", "OTHER_INVOICE", "The excess was on another invoice; rematching."
-        return action, code, comment
-
-    @staticmethod
-    def _bills_beyond_po(inv: InvoiceRun) -> bool:
-        if inv.po is None:
-            return True
-        ordered = {str(ln["line_no"]): Decimal(ln["ordered_quantity"]) for ln in inv.po.lines}
-        return any(line.quantity > ordered.get(line.po_line_no or "", line.quantity - 1)
-                   for line in inv.doc.lines)
-
-    def _our_exceptions(self, status: str) -> list[dict[str, Any]]:
-        ours = {i.id: i for i in self.invoices if i.id}
-        items = self.api.pages("matching", "/exceptions", params={"status": status},
-                               user=CLERKS[0], roles=("ap_clerk",))
-        return [e for e in items if e["invoice_id"] in ours]
-
-    def resolve_exceptions(self) -> None:
-        if "exceptions" not in self.tasks:
-            self._task("exceptions", "exceptions resolved", 0)
-            self._exceptions_seen = 0
-        total = self._exceptions_seen
-        for look in (1, 2):
-            # A rematch that still fails keeps its exception open with the remaining reasons:
-            # the second look takes every open one again.
-            open_ = self._our_exceptions("open")
-            if not open_:
-                break
-            total += len(open_)
-            self._set("exceptions", total - len(open_), total)
-            credit_notes: list[tuple[dict[str, Any], InvoiceRun]] = []
-            ours = {i.id: i for i in self.invoices if i.id}
-            decided = [(exc, self._clerk_decision(exc, ours[exc["invoice_id"]], look == 1))
-                       for exc in open_]
-            # Rejections first: a rejected invoice stops counting against its PO, which may be
-            # all another invoice on that PO needs.
-            decided.sort(key=lambda pair: pair[1][0] != "reject")
-            for n, (exc, (action, code, comment)) in enumerate(decided):
-                self.exceptions[exc["id"]] = exc
-                clerk = CLERKS[n % len(CLERKS)]
-                self.api.post("matching", f"/exceptions/{exc['id']}/assign", user=clerk,
-                              roles=("ap_clerk",), json={"assignee": clerk})
-                try:
-                    out = self.api.post("matching", f"/exceptions/{exc['id']}/resolve",
-                                        user=clerk, roles=("ap_clerk",),
-                                        json={"action": action, "reason_code": code,
-                                              "comment": comment})
-                    self.exceptions[exc["id"]] = out
-                except ApiError as err:
-                    self._problem(str(err))
-                if action == "request_credit_note":
-                    credit_notes.append((exc, ours[exc["invoice_id"]]))
-                self._advance("exceptions")
-            # Suppliers answer credit-note requests; the invoice is then matched again.
-            for exc, inv in credit_notes:
-                self._credit_note_for(exc, inv)
-            self._exceptions_seen = total
-            self.settle("invoices after the AP clerks", [i for i in self.invoices if i.id])
-
-    def _credit_note_for(self, exc: dict[str, Any], inv: InvoiceRun) -> None:
-        if inv.po is None:
-            return
-        ordered = {str(line["line_no"]): Decimal(line["ordered_quantity"])
-                   for line in inv.po.lines}
-        lines = []
-        for line in inv.doc.lines:
-            excess = line.quantity - ordered.get(line.po_line_no or "", line.quantity)
-            if excess > 0:
-                lines.append(docs.DocLine(str(len(lines) + 1), line.description, excess,
-                                          line.unit_price, line.uom, line.po_line_no))
-        if not lines:
-            return
-        doc = docs.InvoiceDoc(number=f"CN{inv.doc.number}", issue_date=inv.doc.issue_date
-                              + timedelta(days=3), currency=inv.doc.currency,
-                              supplier=inv.doc.supplier, lines=tuple(lines),
-                              order_reference=inv.doc.order_reference, type="credit_note",
-                              preceding_invoice=inv.doc.number, tax_rate=inv.doc.tax_rate)
-        cn = InvoiceRun(inv.po, doc, "ubl", "credit_note", inv.fault)
-        self.invoices.append(cn)
-        if self.progress is not None and "invoices" in self.tasks:
-            self.progress.update(self.tasks["invoices"], total=len(self.invoices))
-        self._post_one(cn)
-        if cn.id:
-            self.settle(f"credit note {doc.number[-6:]}", [cn])
-        clerk = CLERKS[0]
-        current = self.api.get("matching", f"/exceptions/{exc['id']}", user=clerk,
-                               roles=("ap_clerk",))
-        if current["status"] == "resolved":  # matching re-ran it when the credit note came
-            self.exceptions[exc["id"]] = current
-            return
-        try:
-            out = self.api.post("matching", f"/exceptions/{exc['id']}/resolve", user=clerk,
-                                roles=("ap_clerk",),
-                                json={"action": "rematch", "reason_code": "CREDIT_NOTE_RECEIVED",
-                                      "comment": f"credit note {doc.number} received"})
-            self.exceptions[exc["id"]] = out
-        except ApiError as err:
-            self._problem(f"rematch after credit note: {err}")
 
     # -- final states ---------------------------------------------------------------------------
     def refresh_documents(self) -> None:

@@ -156,7 +156,8 @@ class World:
         while current and current not in chain:
             chain.append(current)
             person = self.person(current)
-            if person is None or person.approval_limit is None or person.approval_limit >= amount_base:
+            limit = person.approval_limit if person else None
+            if person is None or limit is None or limit >= amount_base:
                 break
             current = substitute(person.manager)
         for cat in self.rule_categories:
