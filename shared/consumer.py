@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from shared import topics as topic_names
 from shared.contracts import Contract, model_for
+from shared.db import database_unavailable
 from shared.envelope import Envelope, EnvelopeError
 from shared.kafka import make_consumer, make_producer
 from shared.logs import correlation_id_var, event_id_var
@@ -34,6 +35,13 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Session, Contract, Envelope], None]
+
+# How long a handler waits for an unavailable database before the wait counts as an attempt.
+DB_OUTAGE_WAIT_SECONDS = 600.0
+
+
+class _Unsettled(Exception):
+    """Stopping while the database is away: leave the record uncommitted, to be redelivered."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,7 @@ class ConsumerRunner:
         self._dlq_producer: KafkaProducer | None = None
         self._logical = {settings.topic(t): t for t in subscription.topics}
         self.ready = threading.Event()  # set once partitions are assigned
+        self._stop = threading.Event()  # the run loop's stop event, once it runs
 
     # -- one record ------------------------------------------------------------------------
     def handle_record(self, record: ConsumerRecord) -> str:
@@ -104,7 +113,10 @@ class ConsumerRunner:
 
     def _process_with_retries(self, envelope: Envelope, model, handler: Handler):  # noqa: ANN001
         error = ""
-        for attempt in range(1, self.max_attempts + 1):
+        attempt = 0
+        outage_deadline: float | None = None
+        while attempt < self.max_attempts:
+            attempt += 1
             try:
                 event = model.model_validate(envelope.data)
             except Exception as exc:  # a payload that breaks its contract never gets better
@@ -124,6 +136,19 @@ class ConsumerRunner:
                 return "processed", "", attempt
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
+                if database_unavailable(exc):
+                    # An outage (PostgreSQL restarting, say) is not the event's fault: wait for
+                    # the database instead of spending attempts and parking a valid event.
+                    now = time.monotonic()
+                    outage_deadline = outage_deadline or now + DB_OUTAGE_WAIT_SECONDS
+                    if now < outage_deadline:
+                        if self._stop.is_set():
+                            raise _Unsettled(envelope.id) from exc
+                        log.warning("database unavailable while handling %s; waiting: %s",
+                                    envelope.type, error)
+                        attempt -= 1
+                        self._stop.wait(0.5)
+                        continue
                 log.warning("handler for %s failed (attempt %d/%d): %s",
                             envelope.type, attempt, self.max_attempts, error)
                 if attempt < self.max_attempts:
@@ -157,6 +182,7 @@ class ConsumerRunner:
             )
 
     def run(self, stop: threading.Event) -> None:
+        self._stop = stop
         consumer: KafkaConsumer | None = None
         backoff = 0.5
         last_lag = 0.0

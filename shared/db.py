@@ -9,12 +9,31 @@ import psycopg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 log = logging.getLogger(__name__)
 
 # Serialises concurrent migrators (two replicas starting at once) on one database.
 _MIGRATION_LOCK_ID = 0x50325020
+
+
+# SQLSTATEs of a server that is gone or not there yet: connection exceptions (class 08),
+# admin/crash shutdown, "the database system is starting up".
+_UNAVAILABLE_STATES = ("57P01", "57P02", "57P03")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """True when `exc` is a lost or refused database connection (server down, restarting,
+    unreachable), as opposed to an error of the statement itself: worth waiting for."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    state = getattr(exc.orig, "sqlstate", None)
+    if state is None:  # no SQLSTATE: the failure came from the connection, not a statement
+        return isinstance(exc, (OperationalError, InterfaceError))
+    return state.startswith("08") or state in _UNAVAILABLE_STATES
 
 
 class Base(DeclarativeBase):
