@@ -184,7 +184,7 @@ class DecisionBody(_Body):
              responses={409: {"description": "The task is closed"},
                         422: {"description": "A comment is required for reject and request_changes"}})
 def decide(task_id: str, body: DecisionBody, session: SessionDep, service: ServiceDep,
-           user: CurrentUser) -> dict[str, Any]:
+           user: Annotated[User, require_roles("approver")]) -> dict[str, Any]:
     return service.decide(session, task_id, user, body.decision, body.comment)
 
 
@@ -196,7 +196,7 @@ class ReassignBody(_Body):
 @router.post("/tasks/{task_id}/reassign", tags=["tasks"],
              summary="Hand an open task to someone else (its assignee or an admin)")
 def reassign(task_id: str, body: ReassignBody, session: SessionDep, service: ServiceDep,
-             user: CurrentUser) -> dict[str, Any]:
+             user: Annotated[User, require_roles("approver", "admin")]) -> dict[str, Any]:
     return service.reassign(session, task_id, user, body.to, body.comment)
 
 

@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 
 TEMPORAL_CALL_TIMEOUT = 60.0
 TEMPORAL_OUTAGE_WAIT = 120.0
+LATEST_POLICY_TTL = 1.0
 
 
 def now() -> datetime:
@@ -96,6 +97,16 @@ def refusal_to_error(kind: str, message: str, path: str | None) -> P2PError:
                                                       message)])
 
 
+def decided_by_policy_history(approval: store.Approval) -> list[dict[str, Any]]:
+    """Approvals decided on arrival (auto-approved, unroutable) keep no history rows."""
+    if approval.decided_by != [POLICY_ACTOR] or approval.decided_at is None:
+        return []
+    return [{"at": approval.submitted_at, "kind": "submitted", "submission": approval.submission,
+             "policy_version": approval.policy_version},
+            {"at": approval.decided_at, "kind": approval.status, "by": [POLICY_ACTOR],
+             "comment": approval.comment}]
+
+
 class ApprovalService:
     """The approvals use cases, bound to the running service by its start hook."""
 
@@ -103,6 +114,7 @@ class ApprovalService:
         self.runtime: ServiceRuntime | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._policies: dict[int, Policy] = {}
+        self._latest: tuple[int, float] | None = None  # (version, monotonic time read)
 
     # -- wiring ----------------------------------------------------------------------------
     async def bind(self, runtime: ServiceRuntime) -> None:
@@ -122,18 +134,30 @@ class ApprovalService:
 
     # -- policy ----------------------------------------------------------------------------
     def policy(self, session: Session, version: int | None = None) -> tuple[int, Policy]:
-        row = store.latest_policy(session) if version is None else store.policy_version(session, version)
-        if row is None:
-            raise NotFound("no approval policy is stored" if version is None
-                           else f"no policy version {version}")
-        if row.version not in self._policies:
-            self._policies[row.version] = parse_policy(row.document)
-        return row.version, self._policies[row.version]
+        if version is None:
+            version = self._latest_version(session)
+        if version not in self._policies:  # versions never change: parse each once
+            row = store.policy_version(session, version)
+            if row is None:
+                raise NotFound(f"no policy version {version}")
+            self._policies[version] = parse_policy(row.document)
+        return version, self._policies[version]
+
+    def _latest_version(self, session: Session) -> int:
+        """The current version, re-read at most every LATEST_POLICY_TTL seconds (a PUT here
+        takes effect at once; one on another replica within the TTL)."""
+        if self._latest is not None and time.monotonic() - self._latest[1] < LATEST_POLICY_TTL:
+            return self._latest[0]
+        version = store.latest_policy_version(session)
+        if version is None:
+            raise NotFound("no approval policy is stored")
+        self._latest = (version, time.monotonic())
+        return version
 
     def seed_policy(self, runtime: ServiceRuntime) -> None:
         """First start: store `Settings.approval_policy` as version 1 (refuses an invalid file)."""
         with runtime.db.session() as session, session.begin():
-            if store.latest_policy(session) is not None:
+            if store.latest_policy_version(session) is not None:
                 return
             path = runtime.settings.approval_policy
             try:
@@ -151,6 +175,7 @@ class ApprovalService:
         with session.begin():
             version = store.add_policy(session, policy.document(), user.id)
         self._policies[version] = policy
+        self._latest = (version, time.monotonic())
         return version, policy
 
     # -- routing ---------------------------------------------------------------------------
@@ -164,9 +189,6 @@ class ApprovalService:
     # -- consumers -------------------------------------------------------------------------
     def on_submitted(self, session: Session, event: RequisitionSubmitted, envelope: Envelope) -> None:
         wf_id = workflow_id_for(event.requisition_id, event.submission)
-        existing = store.get_approval(session, wf_id)
-        if existing is not None and existing.status != "pending":
-            return  # this submission was decided already: a redelivery or a duplicate
         version, policy = self.policy(session)
         request = RoutingRequest(
             requester=event.requester, cost_center=event.cost_center, currency=event.currency,
@@ -200,6 +222,11 @@ class ApprovalService:
                                  steps=steps, decided_at=None, decided_by=None, comment=None):
             store.add_history(session, wf_id, at, "submitted", submission=event.submission,
                               policy_version=version, steps=steps, event_id=envelope.id)
+        else:
+            existing = store.get_approval(session, wf_id)
+            if existing is not None and existing.status != "pending":
+                return  # this submission was decided already: a redelivery or a duplicate
+        # Pending: start it, or find it started (a redelivery after a crash, a duplicate).
         self.start_workflow(wf_id, ApprovalInput(
             requisition_id=event.requisition_id, submission=event.submission, title=event.title,
             requester=event.requester, amount=str(event.total), currency=event.currency,
@@ -213,9 +240,8 @@ class ApprovalService:
 
     def _decided_by_policy(self, session: Session, event: RequisitionSubmitted, wf_id: str,
                            version: int, outcome: str, comment: str, at: datetime) -> None:
+        # No history rows: the approval row is the whole story (see approval_view).
         assert self.runtime is not None
-        store.add_history(session, wf_id, at, outcome, by=[POLICY_ACTOR], comment=comment,
-                          submission=event.submission, policy_version=version)
         self.runtime.outbox.add(session, ApprovalDecided(
             requisition_id=event.requisition_id, outcome=outcome, decided_by=[POLICY_ACTOR],
             policy_version=version, decided_at=at, comment=comment, submission=event.submission),
@@ -367,7 +393,8 @@ class ApprovalService:
             "decided_by": approval.decided_by or [], "comment": approval.comment,
             "steps": steps,
             "history": [{"at": h.at, "kind": h.kind, **h.detail}
-                        for h in store.history(session, approval.workflow_id)],
+                        for h in store.history(session, approval.workflow_id)]
+            or decided_by_policy_history(approval),
         }
 
 

@@ -143,8 +143,8 @@ def claim_step(session: Session, workflow_id: str, step: str) -> bool:
 
 # -- policy --------------------------------------------------------------------------------
 
-def latest_policy(session: Session) -> PolicyVersion | None:
-    return session.scalars(select(PolicyVersion).order_by(PolicyVersion.version.desc()).limit(1)).first()
+def latest_policy_version(session: Session) -> int | None:
+    return session.scalar(select(func.max(PolicyVersion.version)))
 
 
 def policy_version(session: Session, version: int) -> PolicyVersion | None:

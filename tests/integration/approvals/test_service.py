@@ -126,6 +126,8 @@ def test_auto_approval_duplicates_and_cancellation(approval_settings):
         assert auto.data["decided_by"] == ["policy"] and auto.data["outcome"] == "approved"
         view = c.get(f"/approvals/{small.requisition_id}", headers=bearer("alice", "requester")).json()
         assert view["auto_approved"] and view["steps"] == []
+        assert [(h["kind"], h.get("by")) for h in view["history"]] == [
+            ("submitted", None), ("approved", ["policy"])]
 
         # The same submission delivered twice (new event ids) and redelivered (same id).
         dup = submitted("2000.00")
