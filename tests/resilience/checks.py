@@ -61,38 +61,39 @@ def _by_type(envs: list, ce_type: str) -> list:
 def documents(driver: Driver) -> list[Check]:
     """Every document, through the APIs, is in the state its plan implies."""
     http = driver.http
-    wrong: list[str] = []
+    wrong: dict[int, list[str]] = defaultdict(list)
     for doc in driver.plan.docs:
         res = driver.results[doc.index]
         if res.requisition_id is None:
-            wrong.append(f"#{doc.index}: never created")
+            wrong[doc.index].append("never created")
             continue
         req = http.get("requisitions", f"/requisitions/{res.requisition_id}",
                        (doc.requester, ("requester",)))
         if req["status"] != "received":
-            wrong.append(f"#{doc.index}: requisition {req['status']}")
+            wrong[doc.index].append(f"requisition {req['status']}")
         if len(req["purchase_orders"]) != len(doc.suppliers):
-            wrong.append(f"#{doc.index}: {len(req['purchase_orders'])} POs for "
-                         f"{len(doc.suppliers)} suppliers")
+            wrong[doc.index].append(f"{len(req['purchase_orders'])} POs for "
+                                    f"{len(doc.suppliers)} suppliers")
         for number in req["purchase_orders"]:
             po = http.get("requisitions", f"/purchase-orders/{number}", RECEIVER)
             if any(Decimal(ln["received_quantity"]) != Decimal(ln["ordered_quantity"])
                    for ln in po["lines"]):
-                wrong.append(f"#{doc.index}: {number} received ≠ ordered")
+                wrong[doc.index].append(f"{number} received ≠ ordered")
         for s in doc.suppliers:
             inv_id = res.invoice_ids.get(s)
-            want = "exception" if s in doc.bad_price else "matched"
             if inv_id is None:
-                wrong.append(f"#{doc.index}: no invoice for {s}")
+                wrong[doc.index].append(f"no invoice for {s}")
                 continue
+            want = "exception" if s in doc.bad_price else "matched"
+            want_status = "exception" if want == "exception" else "cleared_for_payment"
             inv = http.get("invoices", f"/invoices/{inv_id}", CLERK)
             match = http.get("matching", f"/matches/{inv_id}", CLERK)
-            want_status = "exception" if want == "exception" else "cleared_for_payment"
             if inv["status"] != want_status or match["outcome"] != want:
-                wrong.append(f"#{doc.index}/{s}: invoice {inv['status']}, match {match['outcome']}")
+                wrong[doc.index].append(f"{s}: invoice {inv['status']}, match {match['outcome']}")
+    n = len(driver.plan.docs)
+    listed = "; ".join(f"#{i}: {', '.join(w)}" for i, w in list(wrong.items())[:8])
     return [Check("every document in its planned final state (API)",
-                  f"{len(driver.plan.docs) - len({w.split(':')[0] for w in wrong})}"
-                  f"/{len(driver.plan.docs)} documents" + (f"; wrong: {wrong[:8]}" if wrong else ""),
+                  f"{n - len(wrong)}/{n} documents" + (f"; wrong: {listed}" if wrong else ""),
                   not wrong)]
 
 

@@ -68,6 +68,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> UpProcess:
         up.terminate()
 
 
+@pytest.mark.timeout(2400 if SOAK else 900)
 def test_faults_during_load_lose_and_duplicate_nothing(stack: UpProcess) -> None:
     run = f"{SEED % 100000:05d}{int(time.time()) % 1000:03d}"
     plan = make_plan(SEED, DOCS, run)
