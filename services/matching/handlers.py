@@ -14,6 +14,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from services.matching import metrics, store
@@ -67,6 +69,25 @@ SYSTEM = "system"
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+_AFTER_COMMIT = "p2p_matching_after_commit"
+
+
+def after_commit(session: Session, fn: Callable[[], None]) -> None:
+    """Run `fn` once the transaction commits (metrics must not count rolled-back work)."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(fn)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    for fn in session.info.pop(_AFTER_COMMIT, ()):
+        fn()
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_commit(session: Session) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
 
 
 def sweep_interval_from_env() -> float:
@@ -230,7 +251,7 @@ class Matching:
         if first_final:
             row.final_outcome = decision.outcome
             if row.type == "invoice":
-                metrics.MATCH_OUTCOMES.labels(decision.outcome).inc()
+                after_commit(session, metrics.MATCH_OUTCOMES.labels(decision.outcome).inc)
         self._record_invoiced(session, row, inputs, decision)
         existing = store.open_exception_for(session, row.invoice_id, for_update=True)
 
@@ -313,7 +334,8 @@ class Matching:
             invoice_id=row.invoice_id, po_number=row.po_number, currency=row.currency,
             amount=amount, touchless=touchless, accepted_variance=variance, cleared_by=by,
             cleared_at=now), correlation_id=correlation)
-        metrics.INVOICE_CYCLE.observe(max((now - row.received_at).total_seconds(), 0.0))
+        cycle = max((now - row.received_at).total_seconds(), 0.0)
+        after_commit(session, lambda: metrics.INVOICE_CYCLE.observe(cycle))
 
     def _close_case(self, session: Session, exc: store.ExceptionRow, row: store.InvoiceRow,
                     action: str, reason_code: str, comment: str | None, by: str, now: datetime,
@@ -328,7 +350,8 @@ class Matching:
             invoice_id=row.invoice_id, po_number=exc.po_number, exception_id=exc.id,
             action=action, reason_code=reason_code, resolved_by=by, resolved_at=now),
             correlation_id=correlation)
-        metrics.EXCEPTION_AGE.observe(max((now - exc.created_at).total_seconds(), 0.0))
+        age = max((now - exc.created_at).total_seconds(), 0.0)
+        after_commit(session, lambda: metrics.EXCEPTION_AGE.observe(age))
 
     def _after_credit_note(self, session: Session, credit: store.InvoiceRow, now: datetime) -> None:
         """A credit note for an invoice waiting on the supplier re-runs that invoice's match."""

@@ -125,6 +125,9 @@ def test_accept_clears_with_the_accepted_variance_and_a_second_resolution_is_409
     history = c.get(f"/exceptions/{exc['id']}", headers=CLERK).json()["history"]
     assert history[-1]["action"] == "resolved:accept" and history[-1]["by"] == "clara"
     assert c.get("/exceptions?status=resolved", headers=CLERK).json()["items"][0]["id"] == exc["id"]
+    ages = [ln for ln in c.get("/metrics").text.splitlines()
+            if ln.startswith("p2p_exception_age_seconds_count")]
+    assert ages and float(ages[0].split()[-1]) >= 1
 
 
 def test_reject_emits_invoice_rejected(matching, matching_settings, queue):
