@@ -185,3 +185,22 @@ def test_missing_receipt_after_the_wait_then_rematch_clears(api):
     flows.receive(api, po)
     flows.resolve(api, exc["id"], "rematch", "RECEIPT_POSTED")
     _finish(api, created["id"], exc["id"], "cleared_for_payment", "rematch")
+
+
+def test_billing_ahead_of_the_goods_with_a_price_rise_is_rematched_then_accepted(api):
+    """Price outside tolerance AND goods not yet received: an exception naming both (not a
+    wait). Once the goods are in, the clerk re-runs the match: only the price is left, which
+    the clerk accepts."""
+    po = _po(api, receive=False)
+    created, exc = _raise(api, flows.invoice_doc(po, price_factor=Decimal("1.30")),
+                          "QTY_OVER_RECEIVED", "ubl")
+    assert set(exc["reasons"]) == {"PRICE_VARIANCE", "QTY_OVER_RECEIVED"}, exc
+    flows.receive(api, po)
+    out = flows.resolve(api, exc["id"], "rematch", "RECEIPT_POSTED")
+    assert out["match_outcome"] == "exception" and out["status"] == "open", out
+    left = flows.wait_exception(api, created["id"])
+    assert left["reasons"] == ["PRICE_VARIANCE"], left
+    flows.resolve(api, left["id"], "accept", "PRICE_AGREED")
+    invoice = flows.wait_invoice(api, created["id"], {"cleared_for_payment"})
+    assert invoice["status"] == "cleared_for_payment"
+    assert flows.exceptions_of(api, created["id"], "open") == []
