@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 
 from rich.console import Console
@@ -20,6 +21,11 @@ def run_demo(requisitions: int = 40, seed: int = 42, host: str = "127.0.0.1",
 
     settings = settings or Settings()
     err = Console(stderr=True)
+    missing = [m for m in ("drafthorse", "facturx") if importlib.util.find_spec(m) is None]
+    if missing:  # they build the CII and Factur-X invoices (the services do not need them)
+        err.print(f"[red]error:[/] p2p demo needs {', '.join(missing)}: "
+                  "pip install -e '.[dev]' (make install does it)")
+        return EXIT_PROBLEMS
     out = Console(width=None if sys.stdout.isatty() else 120)
     api = Api(settings, host=host)
     try:
