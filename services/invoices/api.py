@@ -257,6 +257,10 @@ def list_invoices(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> dict[str, Any]:
+    for name, value in (("supplier_id", supplier_id), ("po_number", po_number)):
+        if value is not None and "\x00" in value:
+            raise Unprocessable(f"{name} contains a NUL character",
+                                errors=[field_error(name, "P2P-TEXT", "NUL is not allowed")])
     if status is not None and status not in STATUSES:
         raise Unprocessable(f"unknown status {status!r}",
                             errors=[field_error("status", "enum", "one of " + ", ".join(STATUSES))])
@@ -273,7 +277,7 @@ def list_invoices(
             dependencies=[require_roles(*READERS)])
 def get_invoice(invoice_id: str, runtime: RuntimeDep) -> dict[str, Any]:
     with runtime.db.session() as session:
-        row = store.get_invoice(session, invoice_id)
+        row = store.get_invoice(session, invoice_id) if "\x00" not in invoice_id else None
         if row is None:
             raise NotFound(f"no invoice {invoice_id}")
         return _view(row, store.status_history(session, invoice_id))
@@ -285,7 +289,7 @@ def get_invoice(invoice_id: str, runtime: RuntimeDep) -> dict[str, Any]:
                                          "text/csv": {}, "application/json": {}}}})
 def get_original(invoice_id: str, runtime: RuntimeDep) -> Response:
     with runtime.db.session() as session:
-        original = store.get_original(session, invoice_id)
+        original = store.get_original(session, invoice_id) if "\x00" not in invoice_id else None
         if original is None:
             raise NotFound(f"no invoice {invoice_id}")
         return Response(content=original.body, media_type=original.content_type)

@@ -9,6 +9,7 @@ valid under PEPPOL BIS 3.0 must pass.
 
 from __future__ import annotations
 
+from dataclasses import fields, is_dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from services.invoices.domain import (
@@ -44,6 +45,8 @@ def validate(inv: Invoice) -> list[Issue]:
     issues = list(inv.parse_issues)
     add = issues.append
     codes = code_lists()
+    for field_, _ in _texts_with_nul(inv):
+        add(inv.issue(field_, "P2P-TEXT", "text must not contain NUL characters"))
 
     # -- header ------------------------------------------------------------------------------
     if inv.strict and not inv.specification:
@@ -172,6 +175,24 @@ def validate(inv: Invoice) -> list[Issue]:
                           f"amount due {_fmt(t.payable)} != total with VAT − prepaid + rounding "
                           f"= {_fmt(expected_payable)}"))
     return issues
+
+
+_FIELD = {"number": "invoice_number"}  # Invoice attribute → normalised field name
+
+
+def _texts_with_nul(value: object, path: str = "") -> list[tuple[str, str]]:
+    """(field, text) of every string in the invoice holding a NUL character (storage and
+    downstream systems cannot keep one)."""
+    if isinstance(value, str):
+        return [(path, value)] if "\x00" in value else []
+    if isinstance(value, list):
+        return [hit for i, v in enumerate(value) for hit in _texts_with_nul(v, f"{path}.{i}")]
+    if is_dataclass(value):
+        return [hit for f in fields(value) if f.name not in ("source_paths", "parse_issues")
+                for hit in _texts_with_nul(getattr(value, f.name),
+                                           f"{path}.{f.name}" if path else _FIELD.get(f.name,
+                                                                                     f.name))]
+    return []
 
 
 def _vat_category_ok(taxable: Decimal | None, rate: Decimal | None, amount: Decimal) -> bool:

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.integration
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
                     st.text(max_size=30),
                     st.sampled_from(["", "0", "-1", "1e309", "NaN", "2026-02-30", "EUR", "C62",
-                                     "9" * 40, "0.000000000001", "invoice", "credit_note"]))
+                                     "9" * 40, "0.000000000001", "invoice", "credit_note",
+                                     "nul\u0000inside"]))
 json_values = st.recursive(scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)),
     max_leaves=20)

@@ -199,3 +199,22 @@ def test_intake_metrics(invoices, clerk):
     assert post(invoices, ATTACKS["xxe-file"], "application/xml", clerk).status_code == 400
     after = [_metric(invoices, m) for m in (received, rejected, exact)]
     assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1]
+
+
+def test_nul_characters_are_refused_not_stored(invoices, clerk):
+    from tests.unit.invoices.test_native_csv import GOOD_B, csv_body
+
+    doc = native("A\u0000B")
+    doc["lines"][0]["description"] = "x\u0000y"
+    resp = post(invoices, json.dumps(doc), "application/json", clerk)
+    assert resp.status_code == 422
+    assert {(e["field"], e["rule"]) for e in resp.json()["errors"]} == {
+        ("invoice_number", "P2P-TEXT"), ("lines.0.description", "P2P-TEXT")}
+    batch = invoices.client.post(
+        "/invoices/batch", content=csv_body(GOOD_B.replace("Consulting", "Con\x00sulting")),
+        headers={**clerk, "Content-Type": "text/csv"})
+    assert batch.status_code == 207 and batch.json()["results"][0]["status"] == 422
+    assert invoices.client.get("/invoices", params={"supplier_id": "a\x00b"},
+                               headers=clerk).status_code == 422
+    assert invoices.client.get("/invoices/a%00b", headers=clerk).status_code == 404
+    assert invoices.client.get("/invoices/a%00b/original", headers=clerk).status_code == 404
