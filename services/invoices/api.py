@@ -124,7 +124,7 @@ def _intake(runtime: ServiceRuntime, body: bytes, content_type: str | None) -> J
     except DuplicateInvoice as exc:
         _reject("duplicate")
         INVOICE_DUPLICATES.labels("exact").inc()
-        raise Conflict(f"invoice {inv.number!r} of this supplier was already received",
+        raise Conflict(f"invoice {inv.number[:100]!r} of this supplier was already received",
                        code="duplicate-invoice", existing_id=exc.existing_id) from exc
     return JSONResponse(_created_body(received, inv), status_code=201,
                         headers={"Location": f"/invoices/{received.id}"})

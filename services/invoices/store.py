@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -25,6 +26,15 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from services.invoices.domain import DUPLICATE_WINDOW_DAYS, Candidate
+
+_MAX_KEY_BYTES = 400  # a B-tree entry must stay well under PostgreSQL's ~2.7 kB limit
+
+
+def _bounded(value: str) -> str:
+    """Key values as stored in unique indexes: long ones by their SHA-256 (equal stays equal)."""
+    if len(value.encode()) <= _MAX_KEY_BYTES:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
 
 
 class Base(DeclarativeBase):
@@ -108,8 +118,8 @@ def find_exact_duplicate(session: Session, keys: list[str], number_norm: str, ty
     """The invoice of this supplier (any of its keys) with this normalised number and type."""
     return session.execute(
         select(SupplierKeyRow.invoice_id)
-        .where(SupplierKeyRow.supplier_key.in_(keys), SupplierKeyRow.number_norm == number_norm,
-               SupplierKeyRow.type == type_)
+        .where(SupplierKeyRow.supplier_key.in_([_bounded(k) for k in keys]),
+               SupplierKeyRow.number_norm == _bounded(number_norm), SupplierKeyRow.type == type_)
         .limit(1)
     ).scalar_one_or_none()
 
@@ -118,7 +128,7 @@ def suspect_candidates(session: Session, keys: list[str], type_: str, currency: 
                        gross: Decimal, issue_date: date) -> list[Candidate]:
     window = timedelta(days=DUPLICATE_WINDOW_DAYS)
     same_supplier = select(SupplierKeyRow.invoice_id).where(
-        SupplierKeyRow.supplier_key.in_(keys), SupplierKeyRow.type == type_)
+        SupplierKeyRow.supplier_key.in_([_bounded(k) for k in keys]), SupplierKeyRow.type == type_)
     rows = session.execute(
         select(InvoiceRow.id, InvoiceRow.number_norm, InvoiceRow.issue_date)
         .where(InvoiceRow.id.in_(same_supplier), InvoiceRow.currency == currency,
@@ -147,11 +157,12 @@ def add_invoice(session: Session, row: InvoiceRow, keys: list[str], content_type
     with session.begin_nested():
         session.add(row)
         session.flush()
-        for key in sorted(keys):  # one order everywhere: no deadlocks between concurrent intakes
+        number = _bounded(row.number_norm)
+        # One order everywhere: no deadlocks between concurrent intakes.
+        for key in sorted(_bounded(k) for k in keys):
             inserted = session.execute(
                 pg_insert(SupplierKeyRow)
-                .values(supplier_key=key, number_norm=row.number_norm, type=row.type,
-                        invoice_id=row.id)
+                .values(supplier_key=key, number_norm=number, type=row.type, invoice_id=row.id)
                 .on_conflict_do_nothing()
                 .returning(SupplierKeyRow.invoice_id)
             ).first()
@@ -159,7 +170,7 @@ def add_invoice(session: Session, row: InvoiceRow, keys: list[str], content_type
                 raise KeyTaken(session.execute(
                     select(SupplierKeyRow.invoice_id).where(
                         SupplierKeyRow.supplier_key == key,
-                        SupplierKeyRow.number_norm == row.number_norm,
+                        SupplierKeyRow.number_norm == number,
                         SupplierKeyRow.type == row.type)
                 ).scalar_one())
         session.add(OriginalRow(invoice_id=row.id, content_type=content_type, body=original))
@@ -226,12 +237,13 @@ def record_status(session: Session, row: InvoiceRow, status: str | None,
 def resolve_supplier(session: Session, identifiers: list[str]) -> str | None:
     if not identifiers:
         return None
+    bounded = [_bounded(i) for i in identifiers]
     found = session.execute(
         select(SupplierDirectoryRow.identifier, SupplierDirectoryRow.supplier_id)
-        .where(SupplierDirectoryRow.identifier.in_(identifiers))
+        .where(SupplierDirectoryRow.identifier.in_(bounded))
     ).all()
     by_key = {r.identifier: r.supplier_id for r in found}
-    for ident in identifiers:  # the caller's order is the priority (VAT, PEPPOL, party ids)
+    for ident in bounded:  # the caller's order is the priority (VAT, PEPPOL, party ids)
         if ident in by_key:
             return by_key[ident]
     return None
@@ -239,7 +251,7 @@ def resolve_supplier(session: Session, identifiers: list[str]) -> str | None:
 
 def remember_supplier(session: Session, supplier_id: str, identifiers: list[str],
                       at: datetime) -> None:
-    for ident in sorted(set(identifiers)):
+    for ident in sorted({_bounded(i) for i in identifiers}):
         session.execute(
             pg_insert(SupplierDirectoryRow)
             .values(identifier=ident, supplier_id=supplier_id, updated_at=at)
@@ -254,7 +266,8 @@ def backfill_supplier_id(session: Session, supplier_id: str, keys: list[str],
     `id:` key with it, so a later copy naming the supplier by id is an exact duplicate too."""
     if not keys:
         return 0
-    holders = select(SupplierKeyRow.invoice_id).where(SupplierKeyRow.supplier_key.in_(keys))
+    holders = select(SupplierKeyRow.invoice_id).where(
+        SupplierKeyRow.supplier_key.in_([_bounded(k) for k in keys]))
     updated = session.execute(
         update(InvoiceRow)
         .where(InvoiceRow.supplier_id.is_(None), InvoiceRow.id.in_(holders))
@@ -264,8 +277,8 @@ def backfill_supplier_id(session: Session, supplier_id: str, keys: list[str],
     for row in updated:
         session.execute(
             pg_insert(SupplierKeyRow)
-            .values(supplier_key=supplier_id_key, number_norm=row.number_norm, type=row.type,
-                    invoice_id=row.id)
+            .values(supplier_key=_bounded(supplier_id_key), number_norm=_bounded(row.number_norm),
+                    type=row.type, invoice_id=row.id)
             .on_conflict_do_nothing()
         )
     return len(updated)

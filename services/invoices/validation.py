@@ -30,6 +30,7 @@ LINE_SLACK = Decimal("0.02")
 # BR-CO-17 in the CEN schematron: |tax| within (not at) 1.00 of round(taxable × rate / 100, 2).
 VAT_CATEGORY_SLACK = Decimal(1)
 RATE_DIVISOR = Decimal(100)
+MAX_REFERENCE = 200  # PO numbers and supplier ids are looked up by index
 
 
 def _off(a: Decimal, b: Decimal) -> bool:
@@ -68,7 +69,13 @@ def validate(inv: Invoice) -> list[Issue]:
     elif inv.currency not in codes["currencies"]:
         add(inv.issue("currency", "BR-CL-04", f"{inv.currency!r} is not an ISO 4217 currency code"))
 
+    if inv.order_reference is not None and len(inv.order_reference) > MAX_REFERENCE:
+        add(inv.issue("order_reference", "P2P-LENGTH",
+                      f"the order reference is longer than {MAX_REFERENCE} characters"))
     s = inv.supplier
+    if s.id is not None and len(s.id) > MAX_REFERENCE:
+        add(inv.issue("supplier.id", "P2P-LENGTH",
+                      f"the supplier id is longer than {MAX_REFERENCE} characters"))
     if inv.strict and not (s.name and s.name.strip()):
         add(inv.issue("supplier.name", "BR-6", "the seller name (BT-27) is missing"))
     if not supplier_keys(s):

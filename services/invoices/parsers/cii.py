@@ -90,6 +90,7 @@ def parse_cii(root: etree._Element, *, source_format: str = "cii") -> Invoice:
 
     _seller(r, agreement, ap)
     inv.order_reference = clean(_text(agreement, "ram:BuyerOrderReferencedDocument/ram:IssuerAssignedID"))
+    r.at("order_reference", f"{ap}/ram:BuyerOrderReferencedDocument/ram:IssuerAssignedID")
     inv.currency = clean(_text(settlement, "ram:InvoiceCurrencyCode"))
     r.at("currency", f"{sp}/ram:InvoiceCurrencyCode")
     inv.preceding_invoice = clean(_text(settlement, "ram:InvoiceReferencedDocument/ram:IssuerAssignedID"))

@@ -92,6 +92,7 @@ def parse_ubl(root: etree._Element) -> Invoice:
     inv.currency = clean(_text(root, "cbc:DocumentCurrencyCode"))
     r.at("currency", f"{rp}/cbc:DocumentCurrencyCode")
     inv.order_reference = clean(_text(root, "cac:OrderReference/cbc:ID"))
+    r.at("order_reference", f"{rp}/cac:OrderReference/cbc:ID")
     inv.preceding_invoice = clean(_text(root, "cac:BillingReference/cac:InvoiceDocumentReference/cbc:ID"))
 
     _supplier(r)

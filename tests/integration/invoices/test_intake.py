@@ -218,3 +218,20 @@ def test_nul_characters_are_refused_not_stored(invoices, clerk):
                                headers=clerk).status_code == 422
     assert invoices.client.get("/invoices/a%00b", headers=clerk).status_code == 404
     assert invoices.client.get("/invoices/a%00b/original", headers=clerk).status_code == 404
+
+
+def test_very_long_values_are_stored_or_refused_never_500(invoices, peppol_dir, clerk):
+    legal_name = "cac:AccountingSupplierParty/cac:Party/cac:PartyLegalEntity/cbc:RegistrationName"
+    xml = edit_ubl(peppol_dir / "vat-category-O.xml", {legal_name: "N" * 5000},
+                   number="L" * 8000)
+    first = post(invoices, xml, "application/xml", clerk)
+    assert first.status_code == 201  # the unique key holds a hash of what is too long to index
+    again = post(invoices, xml, "application/xml", clerk)
+    assert again.status_code == 409 and again.json()["existing_id"] == first.json()["id"]
+    xml = edit_ubl(peppol_dir / "vat-category-O.xml", {}, number="LONG-REF",
+                   order_reference="P" * 5000)
+    resp = post(invoices, xml, "application/xml", clerk)
+    assert resp.status_code == 422
+    assert resp.json()["errors"] == [{
+        "path": "/Invoice/cac:OrderReference/cbc:ID", "field": "order_reference",
+        "rule": "P2P-LENGTH", "message": "the order reference is longer than 200 characters"}]
