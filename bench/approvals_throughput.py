@@ -2,7 +2,8 @@
 
 Embedded PostgreSQL, Tansu and the Temporal dev server (or the ones named by
 P2P_DATABASE_URL / P2P_KAFKA_BOOTSTRAP / P2P_TEMPORAL_ADDRESS); the approvals service runs
-under uvicorn in this process (API, consumer, relay and Temporal worker, like `p2p serve`).
+as its own process, `p2p serve approvals` (API, consumer, relay and Temporal worker), so the
+load generator here does not share its interpreter.
 
     .venv/bin/python -m bench.approvals_throughput [--auto 300] [--one 150] [--inbox 500]
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -29,15 +31,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
-import uvicorn
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.common import infrastructure, save
-from services.approvals.app import create_app
 from shared.auth import mint_token
 from shared.contracts.approvals import ApprovalDecided
 from shared.contracts.requisitions import RequisitionLine, RequisitionSubmitted
-from shared.devstack import free_port, temporal_process, temporal_ready, wait_for
+from shared.devstack import ManagedProcess, free_port, temporal_process, temporal_ready, wait_for
 from shared.envelope import Envelope
 from shared.kafka import bootstrap as bootstrap_servers
 from shared.kafka import create_topics
@@ -120,10 +120,13 @@ def run(auto_n: int, one_n: int, inbox_n: int) -> dict:
                             relay_idle_seconds=0.02, log_level="WARNING")
         create_topics(settings)
         http_port = free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1",
-                                               port=http_port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
+        env = {**os.environ, "P2P_DATABASE_URL": db_url, "P2P_KAFKA_BOOTSTRAP": bootstrap,
+               "P2P_TOPIC_PREFIX": prefix, "P2P_TEMPORAL_ADDRESS": address,
+               "P2P_TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
+               "P2P_RELAY_IDLE_SECONDS": "0.02", "P2P_LOG_LEVEL": "WARNING"}
+        service = ManagedProcess("approvals", [sys.executable, "-m", "shared.cli.main", "serve",
+                                               "approvals", "--port", str(http_port)],
+                                 env=env, log_path=workdir / "approvals.log").start()
         base = f"http://127.0.0.1:{http_port}"
         try:
             wait_for(lambda: httpx.get(f"{base}/readyz").status_code == 200, 90, "approvals")
@@ -133,8 +136,7 @@ def run(auto_n: int, one_n: int, inbox_n: int) -> dict:
                       "inbox": _inbox(settings, base, inbox_n)}
             watcher.stop.set()
         finally:
-            server.should_exit = True
-            thread.join(30)
+            service.stop()
             if temporal:
                 temporal.stop()
     return {"settings": {"auto": auto_n, "one": one_n, "inbox_tasks": inbox_n}, **result}
