@@ -239,7 +239,7 @@ def _encode_cursor(seq: int) -> str:
 def _decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not raw.startswith("s") or not raw[1:].isdigit():
+        if not raw.startswith("s") or not raw[1:].isdigit() or len(raw) > 20:
             raise ValueError(raw)
         return int(raw[1:])
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:

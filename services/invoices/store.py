@@ -127,13 +127,15 @@ def find_exact_duplicate(session: Session, keys: list[str], number_norm: str, ty
 def suspect_candidates(session: Session, keys: list[str], type_: str, currency: str,
                        gross: Decimal, issue_date: date) -> list[Candidate]:
     window = timedelta(days=DUPLICATE_WINDOW_DAYS)
+    earliest = issue_date - window if issue_date > date.min + window else date.min
+    latest = issue_date + window if issue_date < date.max - window else date.max
     same_supplier = select(SupplierKeyRow.invoice_id).where(
         SupplierKeyRow.supplier_key.in_([_bounded(k) for k in keys]), SupplierKeyRow.type == type_)
     rows = session.execute(
         select(InvoiceRow.id, InvoiceRow.number_norm, InvoiceRow.issue_date)
         .where(InvoiceRow.id.in_(same_supplier), InvoiceRow.currency == currency,
                InvoiceRow.gross == gross,
-               InvoiceRow.issue_date.between(issue_date - window, issue_date + window))
+               InvoiceRow.issue_date.between(earliest, latest))
         .order_by(InvoiceRow.seq)
         .limit(50)
     ).all()

@@ -165,8 +165,9 @@ def test_list_filters_and_pages(invoices, clerk):
                                headers=clerk).json()["items"] == []
     assert invoices.client.get("/invoices", params={"status": "bogus"},
                                headers=clerk).status_code == 422
-    assert invoices.client.get("/invoices", params={"cursor": "!!"},
-                               headers=clerk).status_code == 400
+    for cursor in ("!!", "czk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OQ"):  # junk; a number beyond bigint
+        assert invoices.client.get("/invoices", params={"cursor": cursor},
+                                   headers=clerk).status_code == 400
     assert invoices.client.get("/invoices", params={"limit": 501},
                                headers=clerk).status_code == 422
 
@@ -218,6 +219,12 @@ def test_nul_characters_are_refused_not_stored(invoices, clerk):
                                headers=clerk).status_code == 422
     assert invoices.client.get("/invoices/a%00b", headers=clerk).status_code == 404
     assert invoices.client.get("/invoices/a%00b/original", headers=clerk).status_code == 404
+
+
+def test_dates_at_the_end_of_the_calendar(invoices, clerk):
+    for number, day in (("EDGE-1", "9999-12-31"), ("EDGE-2", "0001-01-01")):
+        body = json.dumps(native(number, supplier={"id": "SUP-EDGE"}, issue_date=day))
+        assert post(invoices, body, "application/json", clerk).status_code == 201
 
 
 def test_very_long_values_are_stored_or_refused_never_500(invoices, peppol_dir, clerk):
