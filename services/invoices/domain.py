@@ -228,12 +228,12 @@ def _money(d: Decimal | None) -> str | None:
         return None
     exponent = d.as_tuple().exponent
     if isinstance(exponent, int) and exponent >= -2:
-        return str(rounded(d, CENT))
-    return str(d)
+        return format(rounded(d, CENT), "f")
+    return format(d, "f")
 
 
 def _num(d: Decimal | None) -> str | None:
-    return None if d is None else str(d)
+    return None if d is None else format(d, "f")  # plain notation: "100000", not "1E+5"
 
 
 # --- duplicates -------------------------------------------------------------------------------
