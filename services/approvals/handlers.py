@@ -31,19 +31,16 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from services.approvals import store
 from services.approvals.domain import (
-    POLICY_ACTOR,
     Chain,
-    Policy,
-    PolicyInvalid,
     RoutingError,
     RoutingRequest,
     check_delegation,
-    parse_policy,
     route,
     step_status,
     workflow_id_for,
 )
 from services.approvals.metrics import CYCLE, DECISIONS
+from services.approvals.policy import POLICY_ACTOR, Policy, PolicyInvalid, parse_policy
 from services.approvals.workflows import (
     ApprovalInput,
     CancelInput,

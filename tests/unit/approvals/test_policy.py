@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from services.approvals.domain import PolicyInvalid, parse_policy
+from services.approvals.policy import PolicyInvalid, parse_policy
 from tests.unit.approvals.test_routing import BASE
 
 

@@ -12,10 +12,10 @@ from services.approvals.domain import (
     RoutingError,
     RoutingRequest,
     escalation_target,
-    parse_policy,
     route,
     workflow_id_for,
 )
+from services.approvals.policy import parse_policy
 
 DEMO = Path(__file__).resolve().parents[3] / "deploy" / "approval-policy.yaml"
 
