@@ -48,8 +48,8 @@ class FaultLog:
         self.entries.append(entry)
 
     def table(self) -> str:
-        rows = [f"{'fault':<34}{'at (s)':>8}{'lasted (s)':>12}{'recovered (s)':>15}{'in flight':>11}"]
-        rows += [f"{e.fault:<34}{e.at_s:>8.1f}{e.lasted_s:>12.1f}{e.recovered_after_s:>15.1f}"
+        rows = [f"{'fault':<40}{'at (s)':>8}{'lasted (s)':>12}{'recovered (s)':>15}{'in flight':>11}"]
+        rows += [f"{e.fault:<40}{e.at_s:>8.1f}{e.lasted_s:>12.1f}{e.recovered_after_s:>15.1f}"
                  f"{e.in_flight:>11}" for e in self.entries]
         return "\n".join(rows)
 

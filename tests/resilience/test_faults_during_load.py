@@ -13,7 +13,8 @@ under different event ids, no outbox row unpublished and nothing in a DLQ.
 
 Run with `-s` for the report. `P2P_RESILIENCE_SOAK=1` runs a longer soak (more documents, the
 fault cycle three times, Temporal killed with SIGKILL in the later cycles); the default is the
-short pass CI runs.
+short pass CI runs. `P2P_RESILIENCE_FAULTS=0` runs the same load with no fault at all, the
+baseline that the plan's expectation stands for.
 """
 
 from __future__ import annotations
@@ -55,7 +56,10 @@ def fault_cycle(temporal_signal: int = signal.SIGTERM) -> list[Fault]:
     return cycle
 
 
-FAULTS = fault_cycle() + (fault_cycle(signal.SIGKILL) * 2 if SOAK else [])
+# P2P_RESILIENCE_FAULTS=0: the same driver and plan without faults, the baseline the plan's
+# expectation stands for.
+FAULTS = ([] if os.environ.get("P2P_RESILIENCE_FAULTS", "1") == "0"
+          else fault_cycle() + (fault_cycle(signal.SIGKILL) * 2 if SOAK else []))
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +109,7 @@ def test_faults_during_load_lose_and_duplicate_nothing(stack: UpProcess) -> None
         "",
         (f"== resilience: {len(plan.docs)} documents (seed {SEED}), "
         f"{sum(expected.purchase_orders.values())} POs, {sum(expected.invoices.values())} invoices; "
-        f"{'soak' if SOAK else 'short pass'} =="),
+        f"{'soak' if SOAK else 'short pass'}{'' if FAULTS else ', no faults'} =="),
         faults_table,
         (f"load finished after {load_s:.1f} s; quiet (outbox empty, groups committed) "
         f"{quiet_s:.1f} s later: {quiet}"),
