@@ -63,9 +63,10 @@ class ApClerks:
             self._task("exceptions", "exceptions resolved", 0)
             self._exceptions_seen = 0
         total = self._exceptions_seen
-        for look in (1, 2):
-            # A rematch that still fails keeps its exception open with the remaining reasons:
-            # the second look takes every open one again.
+        for look in (1, 2, 3):
+            # A rematch that still fails keeps its exception open with the remaining reasons
+            # (or the same ones, when the receipt it waited for had not reached matching yet):
+            # the next look takes every open one again.
             open_ = self._our_exceptions("open")
             if not open_:
                 break

@@ -11,6 +11,7 @@ import pytest
 from shared.cli.demo import documents as docs
 from shared.cli.demo.world import PEPPOL_EXAMPLE_SUPPLIER
 from tests.e2e.flow import flows
+from tests.support.poll import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -39,6 +40,24 @@ def _raise(api, doc: docs.InvoiceDoc, reason: str, fmt: str = "json") -> tuple[d
     failed = {c["rule"] for c in detail["checks"]}
     assert reason in failed or reason == "DUPLICATE_SUSPECTED", detail["checks"]
     return created, exc
+
+
+def _once_matching_has_the_receipt(api, exc: dict, invoice_id: str, expected: list[str]
+                                   ) -> dict:
+    """Receipts reach matching as events, invoices too, on different topics: an invoice can be
+    matched before a receipt posted just before it. The clerk then re-runs the match (the
+    exception stays open, with the reasons left) until the receipt is seen."""
+    if exc["reasons"] == expected:
+        return exc
+
+    def rematched() -> dict | None:
+        out = flows.resolve(api, exc["id"], "rematch", "RECEIPT_POSTED")
+        assert out["match_outcome"] == "exception" and out["status"] == "open", out
+        left = flows.wait_exception(api, invoice_id)
+        assert set(left["reasons"]) <= set(expected) | {"QTY_OVER_RECEIVED"}, left
+        return left if left["reasons"] == expected else None
+
+    return wait_until(rematched, 30, interval=0.5, message="a rematch that sees the receipt")
 
 
 def _finish(api, invoice_id: str, exception_id: str, status: str, action: str) -> None:
@@ -141,7 +160,8 @@ def test_a_document_charge_beyond_the_header_tolerance_is_accepted(api, base_exa
                             ln["uom"], str(ln["line_no"])) for ln in po["lines"]])
     created = flows.send(api, xml, "application/xml")
     exc = flows.wait_exception(api, created["id"])
-    assert exc["reasons"] == ["TOTAL_VARIANCE"], exc
+    assert "TOTAL_VARIANCE" in exc["reasons"], exc
+    exc = _once_matching_has_the_receipt(api, exc, created["id"], ["TOTAL_VARIANCE"])
     flows.resolve(api, exc["id"], "accept", "CHARGE_AGREED", "insurance agreed by phone")
     _finish(api, created["id"], exc["id"], "cleared_for_payment", "accept")
 
@@ -196,10 +216,7 @@ def test_billing_ahead_of_the_goods_with_a_price_rise_is_rematched_then_accepted
                           "QTY_OVER_RECEIVED", "ubl")
     assert set(exc["reasons"]) == {"PRICE_VARIANCE", "QTY_OVER_RECEIVED"}, exc
     flows.receive(api, po)
-    out = flows.resolve(api, exc["id"], "rematch", "RECEIPT_POSTED")
-    assert out["match_outcome"] == "exception" and out["status"] == "open", out
-    left = flows.wait_exception(api, created["id"])
-    assert left["reasons"] == ["PRICE_VARIANCE"], left
+    left = _once_matching_has_the_receipt(api, exc, created["id"], ["PRICE_VARIANCE"])
     flows.resolve(api, left["id"], "accept", "PRICE_AGREED")
     invoice = flows.wait_invoice(api, created["id"], {"cleared_for_payment"})
     assert invoice["status"] == "cleared_for_payment"
