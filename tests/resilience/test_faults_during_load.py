@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -63,13 +65,22 @@ FAULTS = ([] if os.environ.get("P2P_RESILIENCE_FAULTS", "1") == "0"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> UpProcess:
-    up = start_up(tmp_path_factory.mktemp("resilience") / "state")
+def stack() -> UpProcess:
+    # Not under pytest's tmp dir: any pytest starting on the machine resets /tmp/pytest-of-<user>
+    # to 0700, and the embedded server runs as its own user when we are root (as in the infra
+    # fixture); the crash-restart needs that user to reach the data directory all along.
+    workdir = Path(tempfile.mkdtemp(prefix="p2p-resilience-"))
+    os.chmod(workdir, 0o755)
+    up = start_up(workdir / "state")
     try:
         up.wait_ready(240)
         yield up
     finally:
         up.terminate()
+        report = workdir / "resilience-report.txt"
+        if report.exists():
+            print(f"report kept in {report}")
+        shutil.rmtree(workdir / "state", ignore_errors=True)
 
 
 @pytest.mark.timeout(2400 if SOAK else 900)
