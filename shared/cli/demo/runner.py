@@ -316,34 +316,41 @@ class DemoRun(Invoicing, ApClerks):
                                    status=po["status"]))
 
     def _receive(self, po: PoRun, share: str) -> None:
-        """Receive goods lines: `half` of what is ordered, or the `rest` still open."""
-        lines = []
+        """Receive goods lines: `half` of what is ordered, or the `rest` still open; with the
+        rest, the requester also confirms the services as rendered (two-way lines need no
+        receipt to match, but the requisition is only `received` when every line is)."""
+        goods: list[dict[str, str]] = []
+        services: list[dict[str, str]] = []
         for line in po.lines:
-            if not line.get("receipt_required", True):
+            service = not line.get("receipt_required", True)
+            if service and share != "rest":
                 continue
             ordered = Decimal(line["ordered_quantity"])
             received = Decimal(line.get("received_quantity") or "0")
             qty = (ordered / 2).to_integral_value(ROUND_FLOOR) if share == "half" \
                 else ordered - received
             if qty > 0:
-                lines.append({"line_no": line["line_no"], "quantity": str(qty)})
-        if not lines:
-            return
-        out = self.api.post("requisitions", f"/purchase-orders/{po.number}/receipts",
-                            user=RECEIVER[0], roles=RECEIVER[1],
-                            json={"lines": lines, "note": f"delivery note DN-{self.tag}"})
-        po.lines = out["purchase_order"]["lines"]
-        po.status = out["purchase_order"]["status"]
+                (services if service else goods).append(
+                    {"line_no": line["line_no"], "quantity": str(qty)})
+        requester = (po.requisition.plan.requester, ("requester",))
+        for lines, who, note in ((goods, RECEIVER, f"delivery note DN-{self.tag}"),
+                                 (services, requester, "services rendered as ordered")):
+            if not lines:
+                continue
+            out = self.api.post("requisitions", f"/purchase-orders/{po.number}/receipts",
+                                user=who[0], roles=who[1], json={"lines": lines, "note": note})
+            po.lines = out["purchase_order"]["lines"]
+            po.status = out["purchase_order"]["status"]
 
     def all_pos(self) -> list[PoRun]:
         return [po for r in self.reqs for po in r.pos]
 
     def receive_before_invoices(self) -> None:
-        todo = [po for po in self.all_pos()
-                if po.plan.receipt in (sc.FULL, sc.PARTIAL_THEN_REST, sc.PARTIAL_ONLY)]
+        todo = [po for po in self.all_pos() if po.plan.receipt != sc.LATE]
         self._task("receipts", "goods receipts", len(todo))
         for po in todo:
-            self._receive(po, "rest" if po.plan.receipt == sc.FULL else "half")
+            self._receive(po, "rest" if po.plan.receipt in (sc.FULL, sc.SERVICES_ONLY)
+                          else "half")
             self._advance("receipts")
 
     def receive_late(self) -> None:
@@ -352,7 +359,7 @@ class DemoRun(Invoicing, ApClerks):
         for po in late:
             self._receive(po, "rest")
             self._advance("late")
-        waiting = [i for i in self.invoices if i.id and i.po in late]
+        waiting = [i for i in self.invoices if i.id and any(i.po is po for po in late)]
         self.settle("invoices after late receipts", waiting,
                     until=lambda s: s not in IN_FLIGHT_INVOICE | {"awaiting_receipt"})
 

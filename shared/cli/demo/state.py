@@ -18,7 +18,7 @@ ORDERED_REQ = {"approved", "ordered", "partially_received", "received"}
 IN_FLIGHT_INVOICE = {"received", "matching"}
 FINAL_INVOICE = {"cleared_for_payment", "rejected"}
 
-@dataclass
+@dataclass(eq=False)  # identity: runs refer to each other
 class PoRun:
     plan: sc.PoPlan
     requisition: ReqRun
@@ -27,7 +27,7 @@ class PoRun:
     status: str = ""
 
 
-@dataclass
+@dataclass(eq=False)  # identity: runs refer to each other
 class InvoiceRun:
     po: PoRun | None
     doc: docs.InvoiceDoc
@@ -41,7 +41,7 @@ class InvoiceRun:
     view: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(eq=False)  # identity: runs refer to each other
 class ReqRun:
     plan: sc.RequisitionPlan
     id: str = ""
