@@ -230,9 +230,11 @@ class Stats:
 class Http:
     """Thread-safe: one httpx client per thread, one token per (user, roles)."""
 
-    def __init__(self, urls: dict[str, str], deadline_s: float = 180.0) -> None:
+    def __init__(self, urls: dict[str, str], deadline_s: float = 180.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
         self.urls = urls
         self.deadline_s = deadline_s
+        self.transport = transport  # tests put a scripted transport here
         self.stats = Stats()
         self._local = threading.local()
         self._tokens: dict[tuple[str, tuple[str, ...]], str] = {}
@@ -242,7 +244,8 @@ class Http:
     def _client(self) -> httpx.Client:
         client = getattr(self._local, "client", None)
         if client is None:
-            client = httpx.Client(timeout=httpx.Timeout(20.0, connect=3.0))
+            client = httpx.Client(timeout=httpx.Timeout(20.0, connect=3.0),
+                                  transport=self.transport)
             self._local.client = client
             with self._lock:
                 self._clients.append(client)
