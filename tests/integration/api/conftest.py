@@ -79,7 +79,8 @@ def requests_session(client: TestClient) -> requests.Session:
     return session
 
 
-@pytest.fixture
-def start(infra: Infra):
-    """`with start("invoices") as svc:` runs that service for the block."""
-    return lambda name: running(infra, name)
+@pytest.fixture(scope="module", params=SERVICES)
+def service(request: pytest.FixtureRequest, infra: Infra) -> Iterator[tuple[str, RunningService]]:
+    """(name, running service): each service once per test module, for every test that asks."""
+    with running(infra, request.param) as svc:
+        yield request.param, svc

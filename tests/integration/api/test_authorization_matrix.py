@@ -29,7 +29,6 @@ import pytest
 from shared.auth import ROLES, mint_token
 from shared.contracts.approvals import ApprovalDecided
 from shared.contracts.requisitions import RequisitionLine, RequisitionSubmitted
-from tests.integration.api.conftest import SERVICES
 from tests.support.auth import bearer
 from tests.support.kafka import produce
 from tests.support.poll import wait_until
@@ -265,33 +264,32 @@ def _served_routes(svc: RunningService) -> set[str]:
     return {route.path for route in svc.client.app.routes if getattr(route, "path", None)}
 
 
-@pytest.mark.parametrize("name", SERVICES)
-def test_every_route_admits_exactly_the_roles_of_the_contract(start, name: str) -> None:
+def test_every_route_admits_exactly_the_roles_of_the_contract(service) -> None:
+    name, svc = service
     table = ACCESS[name]
-    with start(name) as svc:
-        documented = _documented_routes(svc)
-        missing = sorted(documented - set(table))
-        assert not missing, (f"{name}: routes without an entry in the access table (add one "
-                             f"with the roles the contract allows): {missing}")
-        stale = sorted(set(table) - documented)
-        assert not stale, f"{name}: access-table entries for routes it does not serve: {stale}"
-        hidden = _served_routes(svc) - {path for _, path in documented} - FRAMEWORK_ROUTES
-        assert not hidden, f"{name}: routes left out of the OpenAPI document: {sorted(hidden)}"
+    documented = _documented_routes(svc)
+    missing = sorted(documented - set(table))
+    assert not missing, (f"{name}: routes without an entry in the access table (add one "
+                         f"with the roles the contract allows): {missing}")
+    stale = sorted(set(table) - documented)
+    assert not stale, f"{name}: access-table entries for routes it does not serve: {stale}"
+    hidden = _served_routes(svc) - {path for _, path in documented} - FRAMEWORK_ROUTES
+    assert not hidden, f"{name}: routes left out of the OpenAPI document: {sorted(hidden)}"
 
-        objects = OBJECTS[name](svc) if name in OBJECTS else Objects()
-        callers = _callers()
-        findings: list[str] = []
-        cells = 0
-        for (method, template), access in {**table, **UNDOCUMENTED}.items():
-            path = objects.path(template)
-            # Refusals first: an allowed call may change the object (e.g. close a PO).
-            ordered = sorted(callers, key=lambda c: _expected(access, c) == "allowed")
-            for caller in ordered:
-                expected = _expected(access, caller)
-                problem = _verdict(expected, _call(svc, method, path, access, caller))
-                cells += 1
-                if problem:
-                    findings.append(f"{method} {template} as {caller.label}: {problem}")
+    objects = OBJECTS[name](svc) if name in OBJECTS else Objects()
+    callers = _callers()
+    findings: list[str] = []
+    cells = 0
+    for (method, template), access in {**table, **UNDOCUMENTED}.items():
+        path = objects.path(template)
+        # Refusals first: an allowed call may change the object (e.g. close a PO).
+        ordered = sorted(callers, key=lambda c: _expected(access, c) == "allowed")
+        for caller in ordered:
+            expected = _expected(access, caller)
+            problem = _verdict(expected, _call(svc, method, path, access, caller))
+            cells += 1
+            if problem:
+                findings.append(f"{method} {template} as {caller.label}: {problem}")
     print(f"\nauthorisation matrix {name}: {len(table) + len(UNDOCUMENTED)} routes × "
           f"{len(callers)} callers = {cells} requests")
     assert not findings, f"{name}: {len(findings)} cell(s) differ from the contract:\n" + \

@@ -4,12 +4,17 @@ Every operation gets generated requests that fit the schema (positive) and reque
 not (negative), sent with a token holding every role (authorisation is the matrix test's
 business). Each response must not be a 5xx, must carry a documented status and content type,
 and its body must validate against the documented schema (errors: problem+json).
+A deterministic sweep then puts hostile values (NUL, 5000 characters, SQL, ...) in every path
+and query parameter of every operation: the answer must be a 4xx problem, never a 5xx.
 Run with `-s` to see how many requests each service received.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from typing import Any
+from urllib.parse import quote
 
 import pytest
 import schemathesis
@@ -21,21 +26,23 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    negative_data_rejection,
     response_schema_conformance,
     status_code_conformance,
 )
 
-from tests.integration.api.conftest import ALL_ROLES, SERVICES, requests_session
+from tests.integration.api.conftest import ALL_ROLES, requests_session
 
 pytestmark = pytest.mark.integration
 
 MAX_EXAMPLES = 25  # per operation and generation mode
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, negative_data_rejection,
           response_schema_conformance]
 BASE_URL = "http://testserver"
 
 
-def _fuzz_operation(operation, mode: GenerationMode, session, sent: Counter) -> str | None:
+def _fuzz_operation(operation, mode: GenerationMode, session, sent: Counter,
+                    spent: Counter) -> str | None:
     """Runs one operation in one mode; returns the first failure, or None."""
     label = f"{operation.method.upper()} {operation.path}"
 
@@ -44,7 +51,9 @@ def _fuzz_operation(operation, mode: GenerationMode, session, sent: Counter) -> 
                          suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case) -> None:
+        started = time.perf_counter()
         response = case.call(base_url=BASE_URL, session=session, headers=ALL_ROLES)
+        spent["calls"] += time.perf_counter() - started
         sent[label] += 1
         case.validate_response(response, checks=CHECKS)
 
@@ -57,21 +66,73 @@ def _fuzz_operation(operation, mode: GenerationMode, session, sent: Counter) -> 
     return None
 
 
-@pytest.mark.parametrize("name", SERVICES)
-def test_generated_requests_get_no_5xx_and_documented_responses(start, name: str) -> None:
-    with start(name) as svc:
-        document = svc.client.get("/openapi.json").json()
-        schema = schemathesis.openapi.from_dict(document)
-        session = requests_session(svc.client)
-        sent: Counter[str] = Counter()
-        failures = []
-        operations = [result.ok() for result in schema.get_all_operations()]
-        assert operations, f"{name}: the OpenAPI document lists no operation"
-        for operation in operations:
-            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-                failure = _fuzz_operation(operation, mode, session, sent)
-                if failure:
-                    failures.append(failure)
+def test_generated_requests_get_no_5xx_and_documented_responses(service) -> None:
+    name, svc = service
+    schema = schemathesis.openapi.from_dict(svc.client.get("/openapi.json").json())
+    session = requests_session(svc.client)
+    sent: Counter[str] = Counter()
+    spent: Counter[str] = Counter()
+    started = time.perf_counter()
+    failures = []
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert operations, f"{name}: the OpenAPI document lists no operation"
+    for operation in operations:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            failure = _fuzz_operation(operation, mode, session, sent, spent)
+            if failure:
+                failures.append(failure)
+    elapsed = time.perf_counter() - started
     print(f"\nschemathesis {name}: {sum(sent.values())} requests over {len(operations)} "
-          f"operations ({', '.join(f'{k} {v}' for k, v in sorted(sent.items()))})")
+          f"operations in {elapsed:.0f}s ({spent['calls']:.0f}s waiting for responses): "
+          + ", ".join(f"{k} {v}" for k, v in sorted(sent.items())))
     assert not failures, f"{name}: {len(failures)} failing operation(s):\n\n" + "\n\n".join(failures)
+
+
+# -- the same, deterministic: hostile values in every path and query parameter -------------------
+HOSTILE = {
+    "NUL": "po\x00x",
+    "5000 chars": "x" * 5000,
+    "SQL": "' OR 1=1 --",
+    "noncharacter": "\ud7ff\uffff",
+    "percent": "%",
+    "dot-dot": "..",
+}
+# Bodies valid enough to get past parsing, so the hostile path parameter reaches the handler.
+BODIES: dict[tuple[str, str], Any] = {
+    ("PATCH", "/requisitions/{req_id}"): {"title": "x"},
+    ("POST", "/requisitions/{req_id}/cancel"): {},
+    ("POST", "/purchase-orders/{ref}/receipts"): {"lines": [{"line_no": 1, "quantity": "1"}]},
+    ("POST", "/purchase-orders/{ref}/close"): {},
+    ("POST", "/tasks/{task_id}/decision"): {"decision": "approve"},
+    ("POST", "/tasks/{task_id}/reassign"): {"to": "carol"},
+    ("POST", "/exceptions/{exception_id}/assign"): {"assignee": "clerk"},
+    ("POST", "/exceptions/{exception_id}/resolve"): {"action": "accept", "reason_code": "ok"},
+}
+
+
+def test_hostile_path_and_query_values_get_a_4xx_problem(service) -> None:
+    """NUL, very long, SQL-looking and odd values in every parameter: never a 5xx."""
+    name, svc = service
+    document = svc.client.get("/openapi.json").json()
+    findings, sent = [], 0
+    for template, operations in document["paths"].items():
+        for method, operation in operations.items():
+            params = [p for p in operation.get("parameters", []) if p["in"] in ("path", "query")]
+            for target in params:
+                for label, value in HOSTILE.items():
+                    path = template
+                    for p in (p for p in params if p["in"] == "path"):
+                        path = path.replace("{" + p["name"] + "}",
+                                            quote(value if p is target else "x", safe=""))
+                    query = {target["name"]: value} if target["in"] == "query" else {}
+                    r = svc.client.request(method.upper(), path, params=query, headers=ALL_ROLES,
+                                           json=BODIES.get((method.upper(), template)))
+                    sent += 1
+                    problem = r.headers.get("content-type", "").startswith("application/problem+json")
+                    if r.status_code >= 500 or (r.status_code >= 400 and not problem):
+                        findings.append(f"{method.upper()} {template} with {label} in "
+                                        f"{target['in']} parameter {target['name']}: "
+                                        f"{r.status_code} {r.text[:160]}")
+    print(f"\nhostile values {name}: {sent} requests")
+    assert not findings, f"{name}: {len(findings)} request(s) not answered with a 4xx problem:\n" \
+        + "\n".join(findings)
