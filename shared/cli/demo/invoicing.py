@@ -21,7 +21,7 @@ class Invoicing:
         p = po.plan.invoice
         supplier = self.suppliers[po.plan.supplier_id]
         lines: list[docs.DocLine] = []
-        for i, line in enumerate(po.lines, start=1):
+        for line in po.lines:
             qty = Decimal(line["ordered_quantity"])
             if po.plan.receipt == sc.PARTIAL_ONLY and line.get("receipt_required", True):
                 qty = Decimal(line.get("received_quantity") or "0")  # bills what was shipped
@@ -35,7 +35,6 @@ class Invoicing:
                     qty = max(qty + 1, (qty * Decimal("1.2")).to_integral_value(ROUND_CEILING))
             lines.append(docs.DocLine(str(len(lines) + 1), line["description"], qty, price,
                                       line.get("uom") or "EA", str(line["line_no"])))
-        del i
         order_ref: str | None = po.number
         if p.fault == sc.NO_PO:
             order_ref = None
