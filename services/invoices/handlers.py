@@ -75,7 +75,7 @@ def receive_invoice(session: Session, outbox: Outbox, inv: Invoice, *, content_t
         inv.supplier.id = store.resolve_supplier(session, directory_identifiers(inv.supplier))
     keys = supplier_keys(inv.supplier)
     number_norm = normalise_number(inv.number)
-    existing = store.find_exact_duplicate(session, keys, number_norm, inv.type)
+    existing = store.find_invoice_id(session, keys, number_norm, inv.type)
     if existing:
         raise DuplicateInvoice(existing)
 
@@ -92,7 +92,7 @@ def receive_invoice(session: Session, outbox: Outbox, inv: Invoice, *, content_t
     # A credit note names the invoice it corrects by number; with the same supplier, that is
     # the invoice here whose normalised number it is (matching reduces what it invoiced).
     document["preceding_invoice_id"] = (
-        store.find_exact_duplicate(session, keys, normalise_number(inv.preceding_invoice), INVOICE)
+        store.find_invoice_id(session, keys, normalise_number(inv.preceding_invoice), INVOICE)
         if inv.preceding_invoice else None)
     row = store.InvoiceRow(
         id=invoice_id, source_format=inv.source_format, type=inv.type,

@@ -114,7 +114,7 @@ class SupplierDirectoryRow(Base):
 
 # --- intake --------------------------------------------------------------------------------------
 
-def find_exact_duplicate(session: Session, keys: list[str], number_norm: str, type_: str) -> str | None:
+def find_invoice_id(session: Session, keys: list[str], number_norm: str, type_: str) -> str | None:
     """The invoice of this supplier (any of its keys) with this normalised number and type."""
     return session.execute(
         select(SupplierKeyRow.invoice_id)
