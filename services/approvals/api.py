@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import yaml
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -36,6 +36,13 @@ def get_service(runtime: RuntimeDep) -> ApprovalService:
 
 
 ServiceDep = Annotated[ApprovalService, Depends(get_service)]
+
+
+# Ids in paths: printable, bounded (PostgreSQL text cannot hold NUL; nothing needs 200+ chars).
+IdPath = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+# Free text that ends up in the database: no NUL.
+Text = Annotated[str, Field(max_length=4000, pattern=r"^[^\x00]*$")]
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
 class _Body(BaseModel):
@@ -81,8 +88,8 @@ async def put_policy(request: Request, session: SessionDep, service: ServiceDep,
 # -- preview -------------------------------------------------------------------------------
 
 class PreviewLine(_Body):
-    description: str | None = None
-    category: str | None = None
+    description: Text | None = None
+    category: Name | None = None
     quantity: Decimal = Field(gt=0)
     unit_price: Decimal = Field(ge=0)
     uom: str | None = None
@@ -93,8 +100,8 @@ class PreviewLine(_Body):
 class PreviewRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")  # the full requisition body is welcome
 
-    title: str | None = None
-    cost_center: str = Field(min_length=1)
+    title: Text | None = None
+    cost_center: Name
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     lines: list[PreviewLine] = Field(min_length=1)
 
@@ -122,7 +129,7 @@ def preview(body: PreviewRequest, session: SessionDep, service: ServiceDep,
 
 @router.get("/approvals/{requisition_id}", tags=["approvals"],
             summary="Steps, decisions and history of a requisition's latest approval")
-def get_approval(requisition_id: str, session: SessionDep, service: ServiceDep,
+def get_approval(requisition_id: IdPath, session: SessionDep, service: ServiceDep,
                  user: CurrentUser,
                  submission: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
     """The latest submission's approval, or `?submission=n` for an earlier one."""
@@ -176,26 +183,26 @@ def get_inbox(session: SessionDep, user: Annotated[User, require_roles("approver
 
 class DecisionBody(_Body):
     decision: Literal["approve", "reject", "request_changes"]
-    comment: str | None = Field(default=None, max_length=4000)
+    comment: Text | None = None
 
 
 @router.post("/tasks/{task_id}/decision", tags=["tasks"],
              summary="Approve, reject or request changes (a workflow update with a validator)",
              responses={409: {"description": "The task is closed"},
                         422: {"description": "A comment is required for reject and request_changes"}})
-def decide(task_id: str, body: DecisionBody, session: SessionDep, service: ServiceDep,
+def decide(task_id: IdPath, body: DecisionBody, session: SessionDep, service: ServiceDep,
            user: Annotated[User, require_roles("approver")]) -> dict[str, Any]:
     return service.decide(session, task_id, user, body.decision, body.comment)
 
 
 class ReassignBody(_Body):
-    to: str = Field(min_length=1)
-    comment: str | None = Field(default=None, max_length=4000)
+    to: Name
+    comment: Text | None = None
 
 
 @router.post("/tasks/{task_id}/reassign", tags=["tasks"],
              summary="Hand an open task to someone else (its assignee or an admin)")
-def reassign(task_id: str, body: ReassignBody, session: SessionDep, service: ServiceDep,
+def reassign(task_id: IdPath, body: ReassignBody, session: SessionDep, service: ServiceDep,
              user: Annotated[User, require_roles("approver", "admin")]) -> dict[str, Any]:
     return service.reassign(session, task_id, user, body.to, body.comment)
 
@@ -203,7 +210,7 @@ def reassign(task_id: str, body: ReassignBody, session: SessionDep, service: Ser
 # -- delegations ---------------------------------------------------------------------------
 
 class DelegationBody(_Body):
-    delegate_to: str = Field(min_length=1)
+    delegate_to: Name
     starts_at: AwareDatetime
     ends_at: AwareDatetime
 

@@ -179,10 +179,31 @@ def _path(loc: tuple[Any, ...]) -> str:
     return out or "$"
 
 
+def _control_characters(value: Any, loc: tuple[Any, ...]):
+    """Locations of strings (keys or values) with control characters PostgreSQL or logs
+    should never see."""
+    if isinstance(value, str):
+        if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in value):
+            yield loc
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and any(ord(ch) < 32 for ch in key):
+                yield (*loc, key)
+            yield from _control_characters(item, (*loc, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _control_characters(item, (*loc, i))
+
+
 def parse_policy(document: Any) -> Policy:
     """Validate a policy document (already parsed from YAML/JSON). Raises PolicyInvalid."""
     if not isinstance(document, dict):
         raise PolicyInvalid([("$", "type", "the policy must be a mapping")])
+    control = list(_control_characters(document, ()))
+    if control:
+        raise PolicyInvalid([(_path(loc), "control_character",
+                              "text must not contain NUL or other control characters")
+                             for loc in control])
     try:
         policy = Policy.model_validate(document)
     except ValidationError as exc:

@@ -76,6 +76,11 @@ def test_schema_errors_carry_the_path(mutate, path):
     assert path in {p for p, _, _ in errors_of(mutate)}
 
 
+def test_control_characters_are_refused_at_their_path():
+    errs = errors_of(lambda d: d["users"][2].__setitem__("name", "Ca\x00rol"))
+    assert ("users[2].name", "control_character") in paths(errs)
+
+
 def test_a_document_that_is_not_a_mapping():
     with pytest.raises(PolicyInvalid) as err:
         parse_policy(["not", "a", "policy"])
