@@ -64,6 +64,7 @@ from shared.service import ServiceRuntime
 log = logging.getLogger(__name__)
 
 WAITING_STATES = ("awaiting_po", "awaiting_receipt")
+POLICY_TTL = 1.0  # seconds
 SYSTEM = "system"
 
 
@@ -101,6 +102,8 @@ class Matching:
     sweep_interval: float = 5.0
     runtime: ServiceRuntime | None = None
     _policies: dict[int, TolerancePolicy] = field(default_factory=dict)
+    # (current version, monotonic time read): other replicas' PUTs show within POLICY_TTL
+    _current: tuple[int, float] | None = None
 
     # -- start -------------------------------------------------------------------------
     def start(self, runtime: ServiceRuntime) -> None:
@@ -124,19 +127,27 @@ class Matching:
             return store.current_policy(session).version  # type: ignore[union-attr]
         return store.add_policy(session, policy.document, f"file:{Path(path).name}")
 
-    def policy(self, session: Session, version: int | None = None) -> tuple[int, TolerancePolicy]:
-        row = store.current_policy(session) if version is None else store.policy_version(session, version)
+    def policy(self, session: Session) -> tuple[int, TolerancePolicy]:
+        """The current policy; its version is re-read at most every POLICY_TTL seconds (a PUT
+        in this process takes effect at once, one in another replica within the TTL)."""
+        current = self._current
+        if current is not None and time.monotonic() - current[1] < POLICY_TTL:
+            version = current[0]
+            if version in self._policies:
+                return version, self._policies[version]
+        row = store.current_policy(session)
         if row is None:
             raise LookupError("no tolerance policy is stored")
-        cached = self._policies.get(row.version)
-        if cached is None:
-            cached = self._policies[row.version] = parse_policy(row.document)
-        return row.version, cached
+        if row.version not in self._policies:
+            self._policies[row.version] = parse_policy(row.document)
+        self._current = (row.version, time.monotonic())
+        return row.version, self._policies[row.version]
 
     def put_policy(self, session: Session, document: Any, user_id: str) -> tuple[int, dict[str, Any]]:
         policy = parse_policy(document)  # PolicyError → 422 in the API
         version = store.add_policy(session, policy.document, user_id)
         self._policies[version] = policy
+        after_commit(session, lambda: setattr(self, "_current", (version, time.monotonic())))
         return version, policy.document
 
     # -- events from requisitions ------------------------------------------------------
@@ -240,20 +251,25 @@ class Matching:
         inputs = self.gather_inputs(session, row, now)
         decision = match(inputs, policy, version)
         po = inputs.po
+        row.decisions += 1
         decision_row = store.add_decision(
-            session, id=str(uuid.uuid4()), invoice_id=row.invoice_id, outcome=decision.outcome,
-            po_number=po.po_number if po else None, policy_version=version, trigger=trigger,
-            decided_at=now, checks=decision.checks_json(), inputs=inputs_to_json(inputs))
+            session, id=str(uuid.uuid4()), invoice_id=row.invoice_id, seq=row.decisions,
+            outcome=decision.outcome, po_number=po.po_number if po else None,
+            policy_version=version, trigger=trigger, decided_at=now,
+            checks=decision.checks_json(), inputs=inputs_to_json(inputs))
         correlation = self._correlation(session, row)
         po_number = po.po_number if po else None
+        had_lines = row.po_number is not None
         row.po_number = po_number
         first_final = row.final_outcome is None and decision.is_final
         if first_final:
             row.final_outcome = decision.outcome
             if row.type == "invoice":
                 after_commit(session, metrics.MATCH_OUTCOMES.labels(decision.outcome).inc)
-        self._record_invoiced(session, row, inputs, decision)
-        existing = store.open_exception_for(session, row.invoice_id, for_update=True)
+        self._record_invoiced(session, row, inputs, decision, had_lines)
+        # An invoice has an unresolved exception exactly while its state is `exception`.
+        existing = (store.open_exception_for(session, row.invoice_id, for_update=True)
+                    if row.state == "exception" else None)
 
         if decision.outcome == Outcome.AWAITING_PO:
             row.state, row.deadline, row.counts = "awaiting_po", decision.wait_until, False
@@ -296,16 +312,17 @@ class Matching:
         return decision
 
     def _record_invoiced(self, session: Session, row: store.InvoiceRow, inputs: MatchInputs,
-                         decision: Decision) -> None:
+                         decision: Decision, had_lines: bool) -> None:
         """The invoice's quantities per PO line (credit notes negative) for the cumulative totals."""
+        if had_lines:
+            store.delete_invoiced_lines(session, row.invoice_id)
         if inputs.po is None:
-            store.replace_invoiced_lines(session, row.invoice_id, None, [])
             return
         sign = Decimal(-1) if inputs.invoice.is_credit_note else Decimal(1)
         invoice_lines = inputs.invoice.lines
         lines = [(po_line, sign * invoice_lines[i].quantity, sign * invoice_lines[i].net_amount)
                  for _, po_line, i in decision.pairings]
-        store.replace_invoiced_lines(session, row.invoice_id, inputs.po.po_number, lines)
+        store.add_invoiced_lines(session, row.invoice_id, inputs.po.po_number, lines)
 
     def _correlation(self, session: Session, row: store.InvoiceRow) -> str:
         po_row = store.get_po(session, row.order_reference) if row.order_reference else None

@@ -9,7 +9,19 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, Integer, Numeric, Text, and_, func, or_, select, text, update
+from sqlalchemy import (
+    Boolean,
+    Integer,
+    Numeric,
+    Text,
+    and_,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -74,6 +86,7 @@ class InvoiceRow(MatchingBase):
     awaiting_since: Mapped[datetime | None] = mapped_column(TS)
     deadline: Mapped[datetime | None] = mapped_column(TS)
     final_outcome: Mapped[str | None] = mapped_column(Text)
+    decisions: Mapped[int] = mapped_column(Integer, default=0)  # match runs so far
     updated_at: Mapped[datetime] = mapped_column(TS, server_default=func.now(), onupdate=func.now())
 
 
@@ -259,11 +272,12 @@ def prior_invoiced(session: Session, po_number: str, invoice: InvoiceRow) -> dic
     return {int(n): Invoiced(Decimal(q), Decimal(a)) for n, q, a in rows}
 
 
-def replace_invoiced_lines(session: Session, invoice_id: str, po_number: str | None,
-                           lines: list[tuple[int, Decimal, Decimal]]) -> None:
-    session.query(InvoicedLine).filter(InvoicedLine.invoice_id == invoice_id).delete()
-    if po_number is None:
-        return
+def delete_invoiced_lines(session: Session, invoice_id: str) -> None:
+    session.execute(delete(InvoicedLine).where(InvoicedLine.invoice_id == invoice_id))
+
+
+def add_invoiced_lines(session: Session, invoice_id: str, po_number: str,
+                       lines: list[tuple[int, Decimal, Decimal]]) -> None:
     for seq, (po_line_no, qty, amount) in enumerate(lines, start=1):
         session.add(InvoicedLine(invoice_id=invoice_id, seq=seq, po_number=po_number,
                                  po_line_no=po_line_no, quantity=qty, amount=amount))
@@ -280,11 +294,8 @@ def find_invoice_by_number(session: Session, supplier_id: str | None, invoice_nu
 # -- decisions ---------------------------------------------------------------------------
 
 def add_decision(session: Session, **values: Any) -> MatchDecisionRow:
-    seq = (session.execute(select(func.max(MatchDecisionRow.seq))
-                           .where(MatchDecisionRow.invoice_id == values["invoice_id"])).scalar() or 0) + 1
-    row = MatchDecisionRow(seq=seq, **values)
+    row = MatchDecisionRow(**values)
     session.add(row)
-    session.flush()
     return row
 
 

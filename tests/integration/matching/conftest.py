@@ -92,7 +92,19 @@ def matching_settings(infra, tolerances_file):
 
 @pytest.fixture
 def matching(matching_settings):
-    with run_service(functools.partial(create_app, sweep_interval=0.2), matching_settings) as svc:
+    """One consumer thread: joins its group fastest."""
+    with run_service(functools.partial(create_app, sweep_interval=0.2, consumers=1),
+                     matching_settings) as svc:
+        yield svc
+
+
+@pytest.fixture
+def matching_group(matching_settings):
+    """Three consumer threads in one group, as deployed: PO and invoice partitions are
+    handled concurrently by different members."""
+    with run_service(functools.partial(create_app, sweep_interval=0.2, consumers=3),
+                     matching_settings) as svc:
+        assert len(svc.runtime.consumers) == 3
         yield svc
 
 

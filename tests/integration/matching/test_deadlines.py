@@ -33,7 +33,7 @@ def _failed(m: dict) -> list[str]:
 
 def test_deadlines_turn_waiting_invoices_into_exceptions(short_waits):
     s = short_waits
-    with run_service(functools.partial(create_app, sweep_interval=0.2), s) as svc:
+    with run_service(functools.partial(create_app, sweep_interval=0.2, consumers=1), s) as svc:
         no_ref = invoice(None, [(None, "1", "10.00")])
         produce(s, no_ref)
         m = wait_status(svc, no_ref.invoice_id, "exception")
@@ -58,7 +58,7 @@ def test_deadlines_turn_waiting_invoices_into_exceptions(short_waits):
 def test_a_deadline_survives_a_restart(infra, tmp_path):
     s = infra.settings(tolerances=write_policy(tmp_path / "t.yaml", receipt_wait="PT60S",
                                                po_wait="PT4S"))
-    slow = functools.partial(create_app, sweep_interval=0.2)
+    slow = functools.partial(create_app, sweep_interval=0.2, consumers=1)
     inv = invoice("PO-600001", [("1", "1", "10.00")])
     with run_service(slow, s) as svc:
         produce(s, inv)
@@ -71,7 +71,7 @@ def test_a_deadline_survives_a_restart(infra, tmp_path):
 def test_a_po_arriving_within_po_wait_is_matched(infra, tmp_path):
     s = infra.settings(tolerances=write_policy(tmp_path / "t.yaml", receipt_wait="PT60S",
                                                po_wait="PT60S"))
-    with run_service(functools.partial(create_app, sweep_interval=0.2), s) as svc:
+    with run_service(functools.partial(create_app, sweep_interval=0.2, consumers=1), s) as svc:
         inv = invoice("PO-700001", [("2", "1", "800.00")])
         produce(s, inv)
         wait_status(svc, inv.invoice_id, "awaiting_po")

@@ -38,7 +38,8 @@ def _normalised_checks(m: dict) -> str:
     return json.dumps(m["checks"], sort_keys=True).replace(m["po_number"], "PO")
 
 
-def test_every_arrival_order_reaches_the_same_final_decision(matching, matching_settings):
+def test_every_arrival_order_reaches_the_same_final_decision(matching_group, matching_settings):
+    matching = matching_group
     s = matching_settings
     results = {}
     for n, order in enumerate(itertools.permutations(("po", "receipt", "invoice"))):
@@ -98,7 +99,8 @@ def test_partial_invoices_share_the_received_quantity(matching, matching_setting
     assert {c["rule"] for c in over["checks"] if not c["passed"]} == {"QTY_OVER_ORDERED", "QTY_OVER_RECEIVED"}
 
 
-def test_redelivered_and_repeated_events_give_one_decision(matching, matching_settings):
+def test_redelivered_and_repeated_events_give_one_decision(matching_group, matching_settings):
+    matching = matching_group
     s = matching_settings
     produce(s, po_issued("PO-400001"))
     rec = receipt("PO-400001", {1: "10"}, receipt_id="R-400001")
