@@ -76,11 +76,12 @@ def stack() -> UpProcess:
         up.wait_ready(240)
         yield up
     finally:
-        up.terminate()
+        code = up.terminate()
         report = workdir / "resilience-report.txt"
         if report.exists():
             print(f"report kept in {report}")
         shutil.rmtree(workdir / "state", ignore_errors=True)
+    assert code == 0, f"p2p up did not stop cleanly after the faults: {up.output()[-3000:]}"
 
 
 @pytest.mark.timeout(2400 if SOAK else 900)
