@@ -75,10 +75,8 @@ def receive_invoice(session: Session, outbox: Outbox, inv: Invoice, *, content_t
         inv.supplier.id = store.resolve_supplier(session, directory_identifiers(inv.supplier))
     keys = supplier_keys(inv.supplier)
     number_norm = normalise_number(inv.number)
-    existing = store.find_invoice_id(session, keys, number_norm, inv.type)
-    if existing:
-        raise DuplicateInvoice(existing)
-
+    # An exact duplicate is found when its keys are inserted (the unique constraint decides,
+    # also between concurrent requests); no separate look-up before.
     flags = list(inv.flags)
     suspect = suspected_duplicate_of(
         number_norm, inv.issue_date,

@@ -160,21 +160,23 @@ def add_invoice(session: Session, row: InvoiceRow, keys: list[str], content_type
         session.add(row)
         session.flush()
         number = _bounded(row.number_norm)
-        # One order everywhere: no deadlocks between concurrent intakes.
-        for key in sorted(_bounded(k) for k in keys):
-            inserted = session.execute(
-                pg_insert(SupplierKeyRow)
-                .values(supplier_key=key, number_norm=number, type=row.type, invoice_id=row.id)
-                .on_conflict_do_nothing()
-                .returning(SupplierKeyRow.invoice_id)
-            ).first()
-            if inserted is None:
-                raise KeyTaken(session.execute(
-                    select(SupplierKeyRow.invoice_id).where(
-                        SupplierKeyRow.supplier_key == key,
-                        SupplierKeyRow.number_norm == number,
-                        SupplierKeyRow.type == row.type)
-                ).scalar_one())
+        # One statement, keys in one order everywhere: no deadlocks between concurrent intakes.
+        keys_ = sorted({_bounded(k) for k in keys})
+        inserted = set(session.execute(
+            pg_insert(SupplierKeyRow)
+            .values([{"supplier_key": k, "number_norm": number, "type": row.type,
+                      "invoice_id": row.id} for k in keys_])
+            .on_conflict_do_nothing()
+            .returning(SupplierKeyRow.supplier_key)
+        ).scalars()) if keys_ else set()
+        taken = [k for k in keys_ if k not in inserted]
+        if taken:
+            raise KeyTaken(session.execute(
+                select(SupplierKeyRow.invoice_id).where(
+                    SupplierKeyRow.supplier_key == taken[0],
+                    SupplierKeyRow.number_norm == number,
+                    SupplierKeyRow.type == row.type)
+            ).scalar_one())
         session.add(OriginalRow(invoice_id=row.id, content_type=content_type, body=original))
         session.add(StatusChangeRow(invoice_id=row.id, status=row.status, event_type=None,
                                     event_id=None, at=row.received_at))
