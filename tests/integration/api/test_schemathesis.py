@@ -12,6 +12,7 @@ Run with `-s` to see how many requests each service received.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections import Counter
@@ -20,6 +21,7 @@ from urllib.parse import quote
 
 import pytest
 import schemathesis
+import yaml
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis.errors import Unsatisfiable
@@ -33,7 +35,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from shared.settings import REPO_ROOT
 from tests.integration.api.conftest import ALL_ROLES, requests_session
+from tests.unit.invoices.documents import native
 
 pytestmark = pytest.mark.integration
 
@@ -141,4 +145,66 @@ def test_hostile_path_and_query_values_get_a_4xx_problem(service) -> None:
                                         f"{r.status_code} {r.text[:160]}")
     print(f"\nhostile values {name}: {sent} requests")
     assert not findings, f"{name}: {len(findings)} request(s) not answered with a 4xx problem:\n" \
+        + "\n".join(findings)
+
+
+# -- hostile strings inside otherwise valid JSON bodies -----------------------------------------
+BODY_VALUES = {"NUL": "a\x00b", "lone surrogate": "a\ud800b"}
+
+
+def _write_bodies(name: str) -> list[tuple[str, str, Any]]:
+    """(method, path, a valid body) for the writes that store what they are sent."""
+    policy = yaml.safe_load((REPO_ROOT / "deploy" / "approval-policy.yaml").read_text())
+    tolerances = yaml.safe_load((REPO_ROOT / "deploy" / "tolerances.yaml").read_text())
+    return {
+        "requisitions": [("POST", "/suppliers", {
+            "id": "SUP-HOSTILE", "name": "Hostile Ltd", "vat_id": "DE999999999",
+            "peppol_id": "0088:1234567", "identifiers": ["0192:7654321"], "currency": "EUR"})],
+        "approvals": [
+            ("PUT", "/delegations/me", {"delegate_to": "carol", "starts_at": "2026-01-01T00:00:00Z",
+                                        "ends_at": "2027-01-01T00:00:00Z"}),
+            ("POST", "/approvals/preview", {"cost_center": "CC-100", "currency": "EUR", "lines": [
+                {"description": "desk", "category": "IT", "quantity": "1", "unit_price": "900"}]}),
+            ("PUT", "/policy", policy)],
+        "invoices": [("POST", "/invoices", native("HOSTILE-1"))],
+        "matching": [("PUT", "/tolerances", tolerances),
+                     ("POST", "/tolerances/simulate", {"policy": tolerances})],
+    }[name]
+
+
+def _variants(value: Any, hostile: str) -> list[tuple[str, Any]]:
+    """(where, copy of `value` with one string leaf or one key made hostile), for each one."""
+    out: list[tuple[str, Any]] = []
+    if isinstance(value, str):
+        out.append(("", hostile))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            out += [(f"[{i}]{where}", [*value[:i], v, *value[i + 1:]])
+                    for where, v in _variants(item, hostile)]
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            out += [(f".{key}{where}", {**value, key: v}) for where, v in _variants(item, hostile)]
+            renamed = {(hostile if k == key else k): v for k, v in value.items()}
+            out.append((f".{key} (key)", renamed))
+    return out
+
+
+def test_hostile_strings_in_json_bodies_get_no_5xx(service) -> None:
+    """NUL and lone surrogates (valid JSON escapes, not Unicode) in each string and key of a
+    valid body: a 2xx or a 4xx problem, never a 5xx."""
+    name, svc = service
+    findings, sent = [], 0
+    for method, path, body in _write_bodies(name):
+        for label, hostile in BODY_VALUES.items():
+            for where, variant in _variants(body, hostile):
+                r = svc.client.request(method, path, headers={**ALL_ROLES,
+                                                              "Content-Type": "application/json"},
+                                       content=json.dumps(variant).encode())
+                sent += 1
+                problem = r.headers.get("content-type", "").startswith("application/problem+json")
+                if r.status_code >= 500 or (r.status_code >= 400 and not problem):
+                    findings.append(f"{method} {path} with {label} at body{where}: "
+                                    f"{r.status_code} {r.text[:160]}")
+    print(f"\nhostile bodies {name}: {sent} requests")
+    assert not findings, f"{name}: {len(findings)} body variant(s) not answered properly:\n" \
         + "\n".join(findings)
