@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 from shared.devstack import REPO_ROOT as REPO  # noqa: F401 - re-exported for tests
 from shared.devstack import UpProcess, start_up
 
-__all__ = ["REPO", "UpProcess", "start_up", "wait_ready"]
+__all__ = ["REPO", "UpProcess", "stack_dir", "start_up", "wait_ready"]
+
+
+def stack_dir(prefix: str = "p2p-stack-") -> Path:
+    """A world-readable temp dir: the embedded PostgreSQL runs as its own user when tests run as
+    root, and pytest's own temp root is 0700 (and reset by every pytest that starts)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(path, 0o755)
+    return path
 
 
 def wait_ready(up: UpProcess, timeout: float = 120) -> None:

@@ -3,6 +3,7 @@ this package, driven over HTTP only; stopped after the last one."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,17 +12,19 @@ from shared.cli.demo.client import Api
 from shared.cli.demo.world import DEMO_SUPPLIERS
 from shared.settings import Settings
 from tests.e2e.flow.flows import ADMIN
-from tests.e2e.stackproc import UpProcess, start_up, wait_ready
+from tests.e2e.stackproc import UpProcess, stack_dir, start_up, wait_ready
 
 
 @pytest.fixture(scope="package")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> UpProcess:
-    up = start_up(tmp_path_factory.mktemp("flow") / "state")
+def stack() -> UpProcess:
+    workdir = stack_dir("p2p-flow-")
+    up = start_up(workdir / "state")
     try:
         wait_ready(up, timeout=180)
         yield up
     finally:
         code = up.terminate()
+        shutil.rmtree(workdir, ignore_errors=True)
         assert code == 0, up.output()[-3000:]
 
 

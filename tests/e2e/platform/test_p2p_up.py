@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import time
 
@@ -10,10 +11,17 @@ import psutil
 import pytest
 
 from shared.devstack import SERVICES
-from tests.e2e.stackproc import start_up, wait_ready
+from tests.e2e.stackproc import stack_dir, start_up, wait_ready
 from tests.support.poll import wait_until
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def tmp_path():  # noqa: PT004 - shadows pytest's: see stack_dir
+    path = stack_dir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 REQUIRED_METRICS = (
     "p2p_http_requests_total",
