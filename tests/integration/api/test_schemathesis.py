@@ -5,8 +5,9 @@ not (negative), sent with a token holding every role (authorisation is the matri
 business). Each response must not be a 5xx, must carry a documented status and content type,
 and its body must validate against the documented schema (errors: problem+json); a request
 that breaks the schema must be refused with a 4xx.
-A deterministic sweep then puts hostile values (NUL, 5000 characters, SQL, ...) in every path
-and query parameter of every operation: the answer must be a 4xx problem, never a 5xx.
+Two deterministic sweeps follow: hostile values (NUL, 5000 characters, SQL, ...) in every path
+and query parameter of every operation, and NUL / lone surrogates in every string and key of a
+valid body of each storing write: the answer must be a 2xx or a 4xx problem, never a 5xx.
 Run with `-s` to see how many requests each service received.
 """
 
