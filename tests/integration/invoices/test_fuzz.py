@@ -71,6 +71,8 @@ def test_arbitrary_bodies_never_get_a_5xx(invoices, clerk, body):
     assert resp.status_code in (400, 422), (resp.status_code, resp.text[:500])
 
 
+# schemathesis' own strategies use `random` internally; that is theirs to fix, not a finding.
+@pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
 def test_no_operation_answers_5xx(invoices):
     schema = schemathesis.openapi.from_asgi("/openapi.json", invoices.client.app)
     headers = bearer("clara", "ap_clerk", "integration")
