@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 import isodate
 import yaml
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -29,6 +29,10 @@ from shared.errors import (
 from shared.service import RuntimeDep, SessionDep
 
 READERS = ("ap_clerk", "auditor", "admin")
+# Ids and filters: printable and bounded (PostgreSQL text cannot hold NUL).
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+IdPath = Annotated[str, Path(min_length=1, max_length=200, pattern=PRINTABLE)]
+IdQuery = Annotated[str | None, Query(min_length=1, max_length=200, pattern=PRINTABLE)]
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 
 Reader = Annotated[User, require_roles(*READERS)]
@@ -69,7 +73,7 @@ router = APIRouter()
 
 @router.get("/matches/{invoice_id}", tags=["matches"],
             summary="The latest match decision of an invoice with every check, passed or not")
-def get_match(invoice_id: str, session: SessionDep, _: Reader) -> dict[str, Any]:
+def get_match(invoice_id: IdPath, session: SessionDep, _: Reader) -> dict[str, Any]:
     decision = store.latest_decision(session, invoice_id)
     invoice = store.get_invoice(session, invoice_id)
     if decision is None or invoice is None:
@@ -185,11 +189,12 @@ def list_exceptions(
     _: Reader,
     status: Literal["open", "waiting_supplier", "resolved"] | None = None,
     reason: str | None = None,
-    supplier_id: str | None = None,
-    assignee: str | None = None,
-    older_than: str | None = Query(default=None, description="ISO 8601 duration or RFC 3339 time"),
+    supplier_id: IdQuery = None,
+    assignee: IdQuery = None,
+    older_than: str | None = Query(default=None, max_length=100,
+                                   description="ISO 8601 duration or RFC 3339 time"),
     limit: int = Query(default=50, ge=1, le=500),
-    cursor: str | None = None,
+    cursor: str | None = Query(default=None, max_length=1000),
 ) -> dict[str, Any]:
     if reason is not None and reason not in RULES:
         raise Unprocessable("unknown reason", errors=[field_error(
@@ -198,6 +203,8 @@ def list_exceptions(
     if cursor:
         try:
             after = store.decode_cursor(cursor)
+            if any(ord(ch) < 32 or 0xD800 <= ord(ch) <= 0xDFFF for ch in after[1]):
+                raise ValueError("not an exception id")
         except (ValueError, TypeError) as exc:
             raise Unprocessable("bad cursor", errors=[field_error(
                 "cursor", "cursor", "not a cursor returned by this endpoint")]) from exc
@@ -213,7 +220,7 @@ def list_exceptions(
 
 @router.get("/exceptions/{exception_id}", tags=["exceptions"],
             summary="One exception with its failed checks and audit trail")
-def get_exception(exception_id: str, session: SessionDep, _: Reader) -> dict[str, Any]:
+def get_exception(exception_id: IdPath, session: SessionDep, _: Reader) -> dict[str, Any]:
     exc = store.get_exception(session, exception_id)
     if exc is None:
         raise NotFound(f"no exception {exception_id}")
@@ -227,12 +234,12 @@ def get_exception(exception_id: str, session: SessionDep, _: Reader) -> dict[str
 
 class AssignRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    assignee: str = Field(min_length=1, max_length=200)
+    assignee: str = Field(min_length=1, max_length=200, pattern=PRINTABLE)
 
 
 @router.post("/exceptions/{exception_id}/assign", tags=["exceptions"],
              summary="Assign an open exception to a clerk")
-def assign(exception_id: str, body: AssignRequest, runtime: RuntimeDep, session: SessionDep,
+def assign(exception_id: IdPath, body: AssignRequest, runtime: RuntimeDep, session: SessionDep,
            user: Clerk) -> dict[str, Any]:
     try:
         with session.begin():
@@ -248,13 +255,13 @@ def assign(exception_id: str, body: AssignRequest, runtime: RuntimeDep, session:
 class ResolveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     action: Literal["accept", "reject", "request_credit_note", "rematch"]
-    reason_code: str = Field(min_length=1, max_length=100)
-    comment: str | None = Field(default=None, max_length=4000)
+    reason_code: str = Field(min_length=1, max_length=100, pattern=PRINTABLE)
+    comment: str | None = Field(default=None, max_length=4000, pattern=r"^[^\x00]*$")
 
 
 @router.post("/exceptions/{exception_id}/resolve", tags=["exceptions"],
              summary="Resolve: accept, reject, request a credit note or re-run the match")
-def resolve(exception_id: str, body: ResolveRequest, runtime: RuntimeDep, session: SessionDep,
+def resolve(exception_id: IdPath, body: ResolveRequest, runtime: RuntimeDep, session: SessionDep,
             user: Clerk) -> dict[str, Any]:
     if not body.reason_code.strip():
         raise Unprocessable("reason code required", errors=[field_error(

@@ -164,11 +164,44 @@ def _scopes(doc: Any, path: str, errors: list[tuple[str, str, str]]
     return typed, normal
 
 
+def _unsafe(text: str) -> bool:
+    """Control characters (PostgreSQL cannot store NUL) or lone surrogates (not Unicode)."""
+    return any(ord(ch) < 32 or ord(ch) == 127 or 0xD800 <= ord(ch) <= 0xDFFF for ch in text)
+
+
+def _shown(text: str) -> str:
+    """`text` safe to echo in an error path."""
+    return "".join("\ufffd" if ord(ch) < 32 or ord(ch) == 127 or 0xD800 <= ord(ch) <= 0xDFFF
+                   else ch for ch in text)
+
+
+def _unsafe_text(value: Any, path: str) -> list[tuple[str, str, str]]:
+    found: list[tuple[str, str, str]] = []
+    if isinstance(value, str):
+        if _unsafe(value):
+            found.append((path, "control_character",
+                          "text must not contain control characters or lone surrogates"))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{_shown(str(key))}" if path else _shown(str(key))
+            if isinstance(key, str) and _unsafe(key):
+                found.append((where, "control_character",
+                              "keys must not contain control characters or lone surrogates"))
+            found += _unsafe_text(item, where)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found += _unsafe_text(item, f"{path}[{i}]")
+    return found
+
+
 def parse_policy(doc: Any) -> TolerancePolicy:
     """Validate a policy document; raises `PolicyError` listing every problem with its path."""
     errors: list[tuple[str, str, str]] = []
     if not isinstance(doc, dict):
         raise PolicyError([("", "type", "the policy must be a mapping (YAML or JSON object)")])
+    unsafe = _unsafe_text(doc, "")
+    if unsafe:
+        raise PolicyError(unsafe)
     for key in doc:
         if key not in TOP_LEVEL:
             errors.append((str(key), "unknown_field", f"unknown field; allowed: {', '.join(TOP_LEVEL)}"))

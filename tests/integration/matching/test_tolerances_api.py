@@ -117,6 +117,12 @@ def test_simulate_replays_under_a_candidate_and_changes_nothing(matching, matchi
 
 def test_get_match_needs_a_known_invoice_and_a_reader(matching):
     c = matching.client
+    for path in ("/matches/a%00b", "/exceptions/a%00b", "/exceptions?supplier_id=a%00b"):
+        r = c.get(path, headers=CLERK)
+        assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json")
+    nul_key = c.put("/tolerances", json={"default": CANDIDATE, "categories": {"I\u0000T": {}}},
+                    headers=ADMIN)
+    assert nul_key.status_code == 422 and nul_key.json()["errors"][0]["rule"] == "control_character"
     assert c.get("/matches/unknown", headers=CLERK).status_code == 404
     assert c.get("/matches/unknown").status_code == 401
     assert c.get("/matches/unknown", headers={"Authorization": "Bearer x"}).status_code == 401

@@ -80,3 +80,10 @@ def test_exception_case_transitions():
         done.check_can_resolve("clara", "reject")
     with pytest.raises(CaseConflict):
         done.check_can_assign()
+
+
+def test_control_characters_and_lone_surrogates_are_refused_with_a_printable_path():
+    found = errors_of({**GOOD, "suppliers": {"S\x00": {"price_pct": "1"}},
+                       "categories": {"IT": {"price_rule": "either\ud800"}}})
+    assert found == {("suppliers.S\ufffd", "control_character"),
+                     ("categories.IT.price_rule", "control_character")}
