@@ -16,7 +16,7 @@ from temporalio import activity
 
 from services.approvals import store
 from services.approvals.metrics import CYCLE, DECISIONS, TASKS_OPEN
-from services.approvals.workflows import (
+from services.approvals.workflow_io import (
     CloseTasks,
     DecisionRecord,
     Finish,

@@ -41,14 +41,14 @@ from services.approvals.domain import (
 )
 from services.approvals.metrics import CYCLE, DECISIONS
 from services.approvals.policy import POLICY_ACTOR, Policy, PolicyInvalid, parse_policy
-from services.approvals.workflows import (
+from services.approvals.workflow_io import (
     ApprovalInput,
     CancelInput,
     DecisionInput,
     ReassignInput,
-    RequisitionApproval,
     StepSpec,
 )
+from services.approvals.workflows import RequisitionApproval
 from shared.auth import User
 from shared.contracts.approvals import ApprovalDecided
 from shared.contracts.requisitions import RequisitionCancelled, RequisitionSubmitted

@@ -11,7 +11,8 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from services.approvals.workflows import CancelInput, DecisionInput, RequisitionApproval
+from services.approvals.workflow_io import CancelInput, DecisionInput
+from services.approvals.workflows import RequisitionApproval
 from tests.integration.approvals.wf_support import approval_env, approval_input, open_tasks, start
 
 pytestmark = pytest.mark.integration

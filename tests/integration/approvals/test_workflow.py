@@ -9,12 +9,8 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from services.approvals.workflows import (
-    CancelInput,
-    DecisionInput,
-    ReassignInput,
-    RequisitionApproval,
-)
+from services.approvals.workflow_io import CancelInput, DecisionInput, ReassignInput
+from services.approvals.workflows import RequisitionApproval
 from tests.integration.approvals.wf_support import (
     approval_env,
     approval_input,

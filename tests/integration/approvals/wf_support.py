@@ -18,16 +18,16 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from services.approvals.workflows import (
+from services.approvals.workflow_io import (
     ApprovalInput,
     CloseTasks,
     DecisionRecord,
     Finish,
     ReminderInput,
-    RequisitionApproval,
     StepSpec,
     TaskChange,
 )
+from services.approvals.workflows import RequisitionApproval
 
 MANAGERS = {"alice": "bob", "bob": "carol", "carol": "dana", "ivan": "carol", "quinn": "carol"}
 
