@@ -9,8 +9,11 @@ service's own `TestClient`, so every request runs on the event loop its lifespan
 from __future__ import annotations
 
 import io
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 import requests
@@ -24,8 +27,12 @@ from services.invoices.app import create_app as invoices_app
 from services.matching.app import create_app as matching_app
 from services.requisitions.app import create_app as requisitions_app
 from shared.auth import ROLES
+from shared.contracts.approvals import ApprovalDecided
+from shared.contracts.requisitions import RequisitionLine, RequisitionSubmitted
 from shared.settings import Settings
 from tests.support.auth import bearer
+from tests.support.kafka import produce
+from tests.support.poll import wait_until
 from tests.support.stack import Infra, RunningService, run_service
 
 APPS: dict[str, Callable[[Settings | None], FastAPI]] = {
@@ -50,6 +57,53 @@ def service_settings(infra: Infra, name: str) -> Settings:
 def running(infra: Infra, name: str) -> Iterator[RunningService]:
     with run_service(APPS[name], service_settings(infra, name)) as svc:
         yield svc
+
+
+# -- real objects: a supplier, a draft requisition and a PO of alice's; a task of bob's -----
+def _requisitions_objects(svc: RunningService) -> dict[str, str]:
+    c, admin, alice = svc.client, bearer("root", "admin"), bearer("alice", "requester")
+    r = c.post("/suppliers", headers=admin, json={"id": "SUP-MATRIX", "name": "Matrix Ltd"})
+    assert r.status_code == 201, r.text
+    body = {"title": "Matrix", "cost_center": "CC-100", "currency": "EUR",
+            "lines": [{"description": "Cable", "quantity": "5", "unit_price": "10",
+                       "supplier_id": "SUP-MATRIX"}]}
+    draft = c.post("/requisitions", headers=alice, json=body)
+    ordered = c.post("/requisitions", headers=alice, json=body)
+    assert draft.status_code == ordered.status_code == 201, (draft.text, ordered.text)
+    ordered_id = ordered.json()["id"]
+    assert c.post(f"/requisitions/{ordered_id}/submit", headers=alice).status_code == 202
+    produce(svc.settings, ApprovalDecided(
+        requisition_id=ordered_id, outcome="approved", decided_by=["bob"], policy_version=1,
+        decided_at=datetime.now(UTC)), correlation_id=ordered_id)
+    numbers = wait_until(lambda: c.get(f"/requisitions/{ordered_id}", headers=alice)
+                         .json()["purchase_orders"], 30, message="the matrix PO")
+    return {"supplier_id": "SUP-MATRIX", "req_id": draft.json()["id"], "ref": numbers[0]}
+
+
+def _approvals_objects(svc: RunningService) -> dict[str, str]:
+    req_id = f"REQ-MATRIX-{uuid.uuid4().hex[:8]}"
+    produce(svc.settings, RequisitionSubmitted(
+        requisition_id=req_id, title="Matrix", requester="alice", cost_center="CC-100",
+        currency="EUR", total=Decimal("1000.00"),
+        lines=[RequisitionLine(line_no=1, description="desk", quantity=Decimal(1),
+                               unit_price=Decimal("1000.00"), amount=Decimal("1000.00"),
+                               supplier_id="SUP-1")],
+        submitted_at=datetime.now(UTC)), correlation_id=req_id)
+
+    def bobs_task() -> str | None:
+        r = svc.client.get("/inbox", headers=bearer("bob", "approver"))
+        assert r.status_code == 200, r.text
+        return next((t["task_id"] for t in r.json()["items"] if t["requisition_id"] == req_id),
+                    None)
+
+    task_id = wait_until(bobs_task, 30, message="bob's matrix task")
+    return {"requisition_id": req_id, "task_id": task_id}
+
+
+def real_objects(name: str, svc: RunningService) -> dict[str, str]:
+    """Path parameter → id of a real object (owner alice, assignee bob) for services that need one."""
+    builder = {"requisitions": _requisitions_objects, "approvals": _approvals_objects}.get(name)
+    return builder(svc) if builder else {}
 
 
 class TestClientAdapter(requests.adapters.HTTPAdapter):

@@ -18,20 +18,15 @@ requester's document) are tested by each service's own suite.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from shared.auth import ROLES, mint_token
-from shared.contracts.approvals import ApprovalDecided
-from shared.contracts.requisitions import RequisitionLine, RequisitionSubmitted
+from tests.integration.api.conftest import real_objects
 from tests.support.auth import bearer
-from tests.support.kafka import produce
-from tests.support.poll import wait_until
 from tests.support.stack import RunningService
 
 pytestmark = pytest.mark.integration
@@ -154,47 +149,6 @@ class Objects:
         return out
 
 
-def _requisitions_objects(svc: RunningService) -> Objects:
-    c, admin, alice = svc.client, bearer("root", "admin"), bearer("alice", "requester")
-    r = c.post("/suppliers", headers=admin, json={"id": "SUP-MATRIX", "name": "Matrix Ltd"})
-    assert r.status_code == 201, r.text
-    body = {"title": "Matrix", "cost_center": "CC-100", "currency": "EUR",
-            "lines": [{"description": "Cable", "quantity": "5", "unit_price": "10",
-                       "supplier_id": "SUP-MATRIX"}]}
-    draft = c.post("/requisitions", headers=alice, json=body)
-    ordered = c.post("/requisitions", headers=alice, json=body)
-    assert draft.status_code == ordered.status_code == 201, (draft.text, ordered.text)
-    ordered_id = ordered.json()["id"]
-    assert c.post(f"/requisitions/{ordered_id}/submit", headers=alice).status_code == 202
-    produce(svc.settings, ApprovalDecided(
-        requisition_id=ordered_id, outcome="approved", decided_by=["bob"], policy_version=1,
-        decided_at=datetime.now(UTC)), correlation_id=ordered_id)
-    numbers = wait_until(lambda: c.get(f"/requisitions/{ordered_id}", headers=alice)
-                         .json()["purchase_orders"], 30, message="the matrix PO")
-    return Objects({"supplier_id": "SUP-MATRIX", "req_id": draft.json()["id"], "ref": numbers[0]})
-
-
-def _approvals_objects(svc: RunningService) -> Objects:
-    req_id = f"REQ-MATRIX-{uuid.uuid4().hex[:8]}"
-    produce(svc.settings, RequisitionSubmitted(
-        requisition_id=req_id, title="Matrix", requester="alice", cost_center="CC-100",
-        currency="EUR", total=Decimal("1000.00"),
-        lines=[RequisitionLine(line_no=1, description="desk", quantity=Decimal(1),
-                               unit_price=Decimal("1000.00"), amount=Decimal("1000.00"),
-                               supplier_id="SUP-1")],
-        submitted_at=datetime.now(UTC)), correlation_id=req_id)
-
-    def bobs_task() -> str | None:
-        r = svc.client.get("/inbox", headers=bearer("bob", "approver"))
-        assert r.status_code == 200, r.text
-        return next((t["task_id"] for t in r.json()["items"] if t["requisition_id"] == req_id),
-                    None)
-
-    task_id = wait_until(bobs_task, 30, message="bob's matrix task")
-    return Objects({"requisition_id": req_id, "task_id": task_id})
-
-
-OBJECTS = {"requisitions": _requisitions_objects, "approvals": _approvals_objects}
 
 
 @dataclass(frozen=True)
@@ -276,7 +230,7 @@ def test_every_route_admits_exactly_the_roles_of_the_contract(service) -> None:
     hidden = _served_routes(svc) - {path for _, path in documented} - FRAMEWORK_ROUTES
     assert not hidden, f"{name}: routes left out of the OpenAPI document: {sorted(hidden)}"
 
-    objects = OBJECTS[name](svc) if name in OBJECTS else Objects()
+    objects = Objects(real_objects(name, svc))
     callers = _callers()
     findings: list[str] = []
     cells = 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections import Counter
 from typing import Any
@@ -36,8 +37,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from shared.auth import ROLES
 from shared.settings import REPO_ROOT
-from tests.integration.api.conftest import ALL_ROLES, requests_session
+from tests.integration.api.conftest import ALL_ROLES, real_objects, requests_session
+from tests.support.auth import bearer
 from tests.unit.invoices.documents import native
 
 pytestmark = pytest.mark.integration
@@ -49,21 +52,24 @@ DERANDOMIZE = os.environ.get("CI", "").lower() == "true"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, negative_data_rejection]
 BASE_URL = "http://testserver"
+OWNER = {"requisitions": "alice", "approvals": "bob"}  # who owns / is assigned the real objects
 
 
-def _fuzz_operation(operation, mode: GenerationMode, session, sent: Counter,
-                    spent: Counter) -> str | None:
+def _fuzz_operation(operation, mode: GenerationMode, session, sent: Counter, spent: Counter,
+                    *, headers: dict[str, str] = ALL_ROLES,
+                    path_parameters: dict[str, str] | None = None) -> str | None:
     """Runs one operation in one mode; returns the first failure, or None."""
     label = f"{operation.method.upper()} {operation.path}"
+    kind = mode.value + (", real ids" if path_parameters else "")
 
     @hypothesis_settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
                          derandomize=DERANDOMIZE,
                          phases=[Phase.explicit, Phase.generate],
                          suppress_health_check=list(HealthCheck))
-    @given(case=operation.as_strategy(generation_mode=mode))
+    @given(case=operation.as_strategy(generation_mode=mode, path_parameters=path_parameters))
     def run(case) -> None:
         started = time.perf_counter()
-        response = case.call(base_url=BASE_URL, session=session, headers=ALL_ROLES)
+        response = case.call(base_url=BASE_URL, session=session, headers=headers)
         spent["calls"] += time.perf_counter() - started
         sent[label] += 1
         case.validate_response(response, checks=CHECKS)
@@ -73,7 +79,7 @@ def _fuzz_operation(operation, mode: GenerationMode, session, sent: Counter,
     except Unsatisfiable:  # nothing to negate (an operation without parameters or body)
         return None
     except (AssertionError, FailureGroup, ExceptionGroup) as exc:  # failed checks, with the request
-        return f"{label} [{mode.value}]: {exc}"
+        return f"{label} [{kind}]: {exc}"
     return None
 
 
@@ -90,6 +96,16 @@ def test_generated_requests_get_no_5xx_and_documented_responses(service) -> None
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             failure = _fuzz_operation(operation, mode, session, sent, spent)
+            if failure:
+                failures.append(failure)
+    # Again with real objects in the path (alice's requisition and PO, bob's task) and their
+    # owner's token, so generated bodies reach the code behind the 404.
+    ids, owner = real_objects(name, svc), bearer(OWNER.get(name, "fuzzer"), *ROLES)
+    for operation in operations:
+        params = re.findall(r"{(\w+)}", operation.path)
+        if params and all(p in ids for p in params):
+            failure = _fuzz_operation(operation, GenerationMode.POSITIVE, session, sent, spent,
+                                      headers=owner, path_parameters={p: ids[p] for p in params})
             if failure:
                 failures.append(failure)
     elapsed = time.perf_counter() - started
