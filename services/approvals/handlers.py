@@ -24,8 +24,8 @@ from typing import Any
 
 import yaml
 from sqlalchemy.orm import Session
-from temporalio.api.enums.v1 import WorkflowIdReusePolicy
 from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -260,7 +260,7 @@ class ApprovalService:
                 self.call(self.client.start_workflow(
                     RequisitionApproval.run, inp, id=wf_id,
                     task_queue=self.runtime.settings.temporal_task_queue,
-                    id_reuse_policy=WorkflowIdReusePolicy.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE))
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE))
                 return
             except WorkflowAlreadyStartedError:
                 log.info("approval workflow %s already exists; not starting another", wf_id)
