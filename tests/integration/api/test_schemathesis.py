@@ -13,11 +13,13 @@ Run with `-s` to see how many requests each service received.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -167,43 +169,62 @@ def test_hostile_path_and_query_values_get_a_4xx_problem(service) -> None:
 
 # -- hostile strings inside otherwise valid JSON bodies -----------------------------------------
 BODY_VALUES = {"NUL": "a\x00b", "lone surrogate": "a\ud800b"}
+Factory = Callable[[int], Any]  # n → a valid body whose unique keys (ids, numbers) derive from n
 
 
-def _write_bodies(name: str) -> list[tuple[str, str, Any]]:
-    """(method, path, a valid body) for the writes that store what they are sent."""
+def _write_bodies(name: str) -> list[tuple[str, str, Factory]]:
+    """(method, path, body factory) for the writes that store what they are sent."""
     policy = yaml.safe_load((REPO_ROOT / "deploy" / "approval-policy.yaml").read_text())
     tolerances = yaml.safe_load((REPO_ROOT / "deploy" / "tolerances.yaml").read_text())
     return {
-        "requisitions": [("POST", "/suppliers", {
-            "id": "SUP-HOSTILE", "name": "Hostile Ltd", "vat_id": "DE999999999",
-            "peppol_id": "0088:1234567", "identifiers": ["0192:7654321"], "currency": "EUR"})],
+        "requisitions": [
+            ("POST", "/suppliers", lambda n: {
+                "id": f"SUP-H{n}", "name": "Hostile Ltd", "vat_id": f"DE{n:09d}",
+                "peppol_id": f"0088:{n:07d}", "identifiers": [f"0192:{n}"], "currency": "EUR"}),
+            ("POST", "/requisitions", lambda n: {
+                "title": "Hostile", "cost_center": "CC-100", "currency": "EUR",
+                "needed_by": "2030-01-01", "justification": "why", "lines": [
+                    {"description": "cable", "category": "IT", "quantity": "1", "uom": "EA",
+                     "unit_price": "10", "supplier_id": "SUP-H0"}]}),
+        ],
         "approvals": [
-            ("PUT", "/delegations/me", {"delegate_to": "carol", "starts_at": "2026-01-01T00:00:00Z",
-                                        "ends_at": "2027-01-01T00:00:00Z"}),
-            ("POST", "/approvals/preview", {"cost_center": "CC-100", "currency": "EUR", "lines": [
-                {"description": "desk", "category": "IT", "quantity": "1", "unit_price": "900"}]}),
-            ("PUT", "/policy", policy)],
-        "invoices": [("POST", "/invoices", native("HOSTILE-1"))],
-        "matching": [("PUT", "/tolerances", tolerances),
-                     ("POST", "/tolerances/simulate", {"policy": tolerances})],
+            ("PUT", "/delegations/me", lambda n: {
+                "delegate_to": "carol", "starts_at": "2026-01-01T00:00:00Z",
+                "ends_at": "2027-01-01T00:00:00Z"}),
+            ("POST", "/approvals/preview", lambda n: {
+                "cost_center": "CC-100", "currency": "EUR", "lines": [
+                    {"description": "desk", "category": "IT", "quantity": "1",
+                     "unit_price": "900"}]}),
+            ("PUT", "/policy", lambda n: policy),
+        ],
+        "invoices": [("POST", "/invoices", lambda n: native(f"HOSTILE-{n}"))],
+        "matching": [("PUT", "/tolerances", lambda n: tolerances),
+                     ("POST", "/tolerances/simulate", lambda n: {"policy": tolerances})],
     }[name]
 
 
-def _variants(value: Any, hostile: str) -> list[tuple[str, Any]]:
-    """(where, copy of `value` with one string leaf or one key made hostile), for each one."""
-    out: list[tuple[str, Any]] = []
+def _targets(value: Any, at: tuple = ()) -> list[tuple[tuple, bool]]:
+    """(path, is_key) of every string leaf and every key in `value`."""
     if isinstance(value, str):
-        out.append(("", hostile))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            out += [(f"[{i}]{where}", [*value[:i], v, *value[i + 1:]])
-                    for where, v in _variants(item, hostile)]
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            out += [(f".{key}{where}", {**value, key: v}) for where, v in _variants(item, hostile)]
-            renamed = {(hostile if k == key else k): v for k, v in value.items()}
-            out.append((f".{key} (key)", renamed))
-    return out
+        return [(at, False)]
+    if isinstance(value, list):
+        return [t for i, item in enumerate(value) for t in _targets(item, (*at, i))]
+    if isinstance(value, dict):
+        return [t for k, item in value.items()
+                for t in [*_targets(item, (*at, k)), ((*at, k), True)]]
+    return []
+
+
+def _poisoned(value: Any, path: tuple, is_key: bool, hostile: str) -> Any:
+    value = copy.deepcopy(value)
+    parent = value
+    for step in path[:-1]:
+        parent = parent[step]
+    if is_key:
+        parent[hostile] = parent.pop(path[-1])
+    else:
+        parent[path[-1]] = hostile
+    return value
 
 
 def test_hostile_strings_in_json_bodies_get_no_5xx(service) -> None:
@@ -211,16 +232,20 @@ def test_hostile_strings_in_json_bodies_get_no_5xx(service) -> None:
     valid body: a 2xx or a 4xx problem, never a 5xx."""
     name, svc = service
     findings, sent = [], 0
-    for method, path, body in _write_bodies(name):
+    headers = {**ALL_ROLES, "Content-Type": "application/json"}
+    for method, path, factory in _write_bodies(name):
+        assert svc.client.request(method, path, headers=headers,  # the body itself is valid
+                                  json=factory(0)).status_code < 300
         for label, hostile in BODY_VALUES.items():
-            for where, variant in _variants(body, hostile):
-                r = svc.client.request(method, path, headers={**ALL_ROLES,
-                                                              "Content-Type": "application/json"},
-                                       content=json.dumps(variant).encode())
+            for where, is_key in _targets(factory(0)):
                 sent += 1
+                variant = _poisoned(factory(sent), where, is_key, hostile)
+                r = svc.client.request(method, path, headers=headers,
+                                       content=json.dumps(variant).encode())
                 problem = r.headers.get("content-type", "").startswith("application/problem+json")
                 if r.status_code >= 500 or (r.status_code >= 400 and not problem):
-                    findings.append(f"{method} {path} with {label} at body{where}: "
+                    at = ".".join(map(str, where)) + (" (a key)" if is_key else "")
+                    findings.append(f"{method} {path} with {label} at {at}: "
                                     f"{r.status_code} {r.text[:160]}")
     print(f"\nhostile bodies {name}: {sent} requests")
     assert not findings, f"{name}: {len(findings)} body variant(s) not answered properly:\n" \
