@@ -10,11 +10,12 @@ from typing import Annotated, Any, Literal
 import yaml
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from services.approvals import store
 from services.approvals.domain import RoutingRequest
 from services.approvals.handlers import ApprovalService, money, now
+from services.approvals.policy import text_problem
 from shared.auth import CurrentUser, User, require_roles
 from shared.errors import BadRequest, NotFound, Unprocessable, UnsupportedMediaType, field_error
 from shared.service import RuntimeDep, SessionDep
@@ -38,11 +39,23 @@ def get_service(runtime: RuntimeDep) -> ApprovalService:
 ServiceDep = Annotated[ApprovalService, Depends(get_service)]
 
 
+def _valid_text(value: str) -> str:
+    if text_problem(value):
+        raise ValueError("must be valid Unicode without NUL or control characters")
+    return value
+
+
+def _valid_name(value: str) -> str:
+    if text_problem(value, allow_newlines=False):
+        raise ValueError("must be valid Unicode without NUL or control characters")
+    return value
+
+
 # Ids in paths: printable, bounded (PostgreSQL text cannot hold NUL; nothing needs 200+ chars).
-IdPath = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
-# Free text that ends up in the database: no NUL.
-Text = Annotated[str, Field(max_length=4000, pattern=r"^[^\x00]*$")]
-Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+IdPath = Annotated[str, Path(min_length=1, max_length=200), AfterValidator(_valid_name)]
+# Free text and names that end up in the database or in answers.
+Text = Annotated[str, Field(max_length=4000), AfterValidator(_valid_text)]
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_valid_name)]
 
 
 class _Body(BaseModel):

@@ -179,31 +179,39 @@ def _path(loc: tuple[Any, ...]) -> str:
     return out or "$"
 
 
-def _control_characters(value: Any, loc: tuple[Any, ...]):
-    """Locations of strings (keys or values) with control characters PostgreSQL or logs
-    should never see."""
+def text_problem(value: str, *, allow_newlines: bool = True) -> bool:
+    """True for text PostgreSQL, JSON responses or logs must never see: NUL and other control
+    characters, and lone surrogates (valid JSON escapes, not Unicode)."""
+    allowed = "\t\n\r" if allow_newlines else ""
+    return any((ord(ch) < 32 and ch not in allowed) or 0xD800 <= ord(ch) <= 0xDFFF
+               for ch in value)
+
+
+def _bad_text(value: Any, loc: tuple[Any, ...]):
+    """Locations of strings (keys or values) with `text_problem`s; the path never echoes them."""
     if isinstance(value, str):
-        if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in value):
+        if text_problem(value):
             yield loc
     elif isinstance(value, dict):
         for key, item in value.items():
-            if isinstance(key, str) and any(ord(ch) < 32 for ch in key):
-                yield (*loc, key)
-            yield from _control_characters(item, (*loc, key))
+            if isinstance(key, str) and text_problem(key, allow_newlines=False):
+                yield (*loc, "<invalid key>")
+                continue
+            yield from _bad_text(item, (*loc, key))
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            yield from _control_characters(item, (*loc, i))
+            yield from _bad_text(item, (*loc, i))
 
 
 def parse_policy(document: Any) -> Policy:
     """Validate a policy document (already parsed from YAML/JSON). Raises PolicyInvalid."""
     if not isinstance(document, dict):
         raise PolicyInvalid([("$", "type", "the policy must be a mapping")])
-    control = list(_control_characters(document, ()))
-    if control:
-        raise PolicyInvalid([(_path(loc), "control_character",
-                              "text must not contain NUL or other control characters")
-                             for loc in control])
+    bad = list(_bad_text(document, ()))
+    if bad:
+        raise PolicyInvalid([(_path(loc), "invalid_text",
+                              "text must be valid Unicode without NUL or control characters")
+                             for loc in bad])
     try:
         policy = Policy.model_validate(document)
     except ValidationError as exc:

@@ -78,7 +78,11 @@ def test_schema_errors_carry_the_path(mutate, path):
 
 def test_control_characters_are_refused_at_their_path():
     errs = errors_of(lambda d: d["users"][2].__setitem__("name", "Ca\x00rol"))
-    assert ("users[2].name", "control_character") in paths(errs)
+    assert ("users[2].name", "invalid_text") in paths(errs)
+    errs = errors_of(lambda d: d["users"][1].__setitem__("manager", "a\ud800b"))
+    assert ("users[1].manager", "invalid_text") in paths(errs)
+    errs = errors_of(lambda d: d["fx_rates"].__setitem__("\ud800", "1"))
+    assert ("fx_rates.<invalid key>", "invalid_text") in paths(errs)
 
 
 def test_a_document_that_is_not_a_mapping():
