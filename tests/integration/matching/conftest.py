@@ -136,3 +136,10 @@ def db_scalar(settings, sql: str, **params):
             return conn.execute(text(sql), params).scalar()
     finally:
         engine.dispose()
+
+
+def wait_receipts(settings, po_number: str, count: int = 1) -> None:
+    """PO and invoice topics are consumed independently: let the receipts land first when a
+    test needs an invoice to see them."""
+    wait_until(lambda: db_scalar(settings, "SELECT count(*) FROM receipts WHERE po_number = :p",
+                                 p=po_number) >= count, 20, message=f"receipts of {po_number}")

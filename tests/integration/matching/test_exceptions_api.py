@@ -17,6 +17,7 @@ from tests.integration.matching.conftest import (
     open_exception,
     po_issued,
     receipt,
+    wait_receipts,
     wait_status,
 )
 from tests.support.auth import bearer
@@ -42,6 +43,7 @@ def queue(matching, matching_settings):
     s = matching_settings
     produce(s, po_issued("PO-800001"))
     produce(s, receipt("PO-800001", {1: "12"}))
+    wait_receipts(s, "PO-800001")
     price = invoice("PO-800001", [("1", "2", "120.00")])
     dup = invoice("PO-800001", [("2", "1", "800.00")], flags=["suspected_duplicate"])
     over = invoice("PO-800001", [("1", "11", "100.00")])

@@ -12,6 +12,7 @@ from tests.integration.matching.conftest import (
     invoice,
     po_issued,
     receipt,
+    wait_receipts,
     wait_status,
 )
 from tests.support.kafka import produce
@@ -68,6 +69,8 @@ def test_simulate_replays_under_a_candidate_and_changes_nothing(matching, matchi
     produce(s, receipt("PO-910001", {1: "10"}))
     produce(s, po_issued("PO-910002", currency="USD", supplier_id="SUP-2"))
     produce(s, receipt("PO-910002", {1: "10"}))
+    wait_receipts(s, "PO-910001")
+    wait_receipts(s, "PO-910002")
     exact = invoice("PO-910001", [("1", "1", "100.00")])
     above = invoice("PO-910001", [("1", "2", "104.00")])  # +4.00 within 5.00 abs
     far = invoice("PO-910001", [("1", "1", "108.00")])  # +8.00 beyond
