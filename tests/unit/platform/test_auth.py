@@ -96,3 +96,7 @@ def test_token_claims_follow_the_contract():
                         algorithms=["HS256"])
     assert claims["sub"] == "bob" and claims["roles"] == ["approver"] and claims["name"] == "Bob Ortiz"
     assert claims["exp"] - claims["iat"] == 12 * 3600
+
+
+def test_401_names_the_bearer_scheme(client):
+    assert client.get("/me").headers["www-authenticate"].startswith("Bearer")

@@ -79,3 +79,10 @@ def test_oversize_body_is_413(client):
 def test_unexpected_error_is_500_problem_without_internals(client):
     r = client.get("/boom")
     assert r.status_code == 500 and "secret internals" not in r.text
+
+
+def test_problem_with_a_lone_surrogate_renders_instead_of_failing():
+    from shared.errors import problem
+
+    response = problem(422, "Validation failed", "bad value \ud800 here")
+    assert b"\\ud800" in response.body and response.media_type == "application/problem+json"
