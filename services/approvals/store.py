@@ -8,8 +8,6 @@ activity is retried.
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -33,6 +31,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from shared import pagination
 
 
 class Base(DeclarativeBase):
@@ -232,15 +232,13 @@ def count_open_tasks(session: Session) -> int:
 
 
 def encode_cursor(assigned_at: datetime, task_id: str) -> str:
-    raw = json.dumps([assigned_at.isoformat(), task_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return pagination.encode_cursor(assigned_at.isoformat(), task_id)
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     """Raises ValueError on anything that is not a cursor this service issued."""
-    padded = cursor + "=" * (-len(cursor) % 4)
-    at, task_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    return datetime.fromisoformat(at), str(task_id)
+    assigned_at, task_id = pagination.decode_cursor(cursor, 2)
+    return datetime.fromisoformat(assigned_at), str(task_id)
 
 
 def inbox(session: Session, user_id: str, now: datetime, limit: int,

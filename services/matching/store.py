@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
@@ -28,6 +26,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import DateTime
 
 from services.matching.domain import Invoiced
+from shared import pagination
 
 TS = DateTime(timezone=True)
 
@@ -361,14 +360,12 @@ def audit_trail(session: Session, exception_id: str) -> list[ExceptionAudit]:
 
 
 def encode_cursor(created_at: datetime, exception_id: str) -> str:
-    raw = json.dumps([created_at.isoformat(), exception_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return pagination.encode_cursor(created_at.isoformat(), exception_id)
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """Raises ValueError on anything that is not a cursor we issued."""
-    padded = cursor + "=" * (-len(cursor) % 4)
-    created_at, exception_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    """Raises ValueError on anything that is not a cursor this service issued."""
+    created_at, exception_id = pagination.decode_cursor(cursor, 2)
     return datetime.fromisoformat(created_at), str(exception_id)
 
 
