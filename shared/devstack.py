@@ -3,6 +3,7 @@ service processes. Used by `p2p up` and by the test fixtures, so both run the sa
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -159,11 +160,10 @@ class EmbeddedPostgres:
 
         self._server.cleanup_mode = None
         atexit.unregister(self._server._cleanup)
-        try:
+        # pg_ctl fails when the server already stopped: that is the state we want.
+        with contextlib.suppress(subprocess.CalledProcessError):
             pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir,
                    user=getattr(self._server, "system_user", None))
-        except subprocess.CalledProcessError:
-            pass  # already stopped
         self._server = None
 
 

@@ -1,7 +1,7 @@
 """Code lists the requisitions domain validates against (pure data, no I/O).
 
 - Currencies: ISO 4217 active codes with their minor units (funds/metals without minor units,
-  XXX and XTS are left out: nobody orders goods in them).
+  the no-currency and testing codes are left out: nobody orders goods in them).
 - Units of measure: UN/ECE Recommendation 20 codes in common procurement use, plus the
   Recommendation 21 package codes with the `X` prefix that PEPPOL BIS 3.0 accepts. The list is
   deliberately the usual subset, not all ~2000 codes; extend it here when a real unit is missing.
