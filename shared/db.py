@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -35,6 +36,26 @@ def database_unavailable(exc: BaseException) -> bool:
     if state is None:  # no SQLSTATE: the failure came from the connection, not a statement
         return isinstance(exc, (OperationalError, InterfaceError))
     return state.startswith("08") or state in _UNAVAILABLE_STATES
+
+
+_AFTER_COMMIT = "p2p_after_commit"
+
+
+def after_commit(session: Session, fn: Callable[[], None]) -> None:
+    """Run `fn` once the session's transaction commits, never after a rollback: business
+    metrics must not count work that did not happen."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(fn)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    for fn in session.info.pop(_AFTER_COMMIT, ()):
+        fn()
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_commit(session: Session) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
 
 
 class Base(DeclarativeBase):

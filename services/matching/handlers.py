@@ -14,7 +14,6 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from services.matching import metrics, store
@@ -58,6 +56,7 @@ from shared.contracts.requisitions import (
     PurchaseOrderClosed,
     PurchaseOrderIssued,
 )
+from shared.db import after_commit
 from shared.envelope import Envelope
 from shared.service import ServiceRuntime
 
@@ -70,25 +69,6 @@ SYSTEM = "system"
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-_AFTER_COMMIT = "p2p_matching_after_commit"
-
-
-def after_commit(session: Session, fn: Callable[[], None]) -> None:
-    """Run `fn` once the transaction commits (metrics must not count rolled-back work)."""
-    session.info.setdefault(_AFTER_COMMIT, []).append(fn)
-
-
-@event.listens_for(Session, "after_commit")
-def _run_after_commit(session: Session) -> None:
-    for fn in session.info.pop(_AFTER_COMMIT, ()):
-        fn()
-
-
-@event.listens_for(Session, "after_rollback")
-def _drop_after_commit(session: Session) -> None:
-    session.info.pop(_AFTER_COMMIT, None)
 
 
 def sweep_interval_from_env() -> float:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -43,6 +42,7 @@ from shared.contracts.requisitions import (
     RequisitionSubmitted,
     SupplierIdentifiers,
 )
+from shared.db import after_commit
 from shared.envelope import Envelope
 from shared.errors import Conflict, Forbidden, NotFound, Unprocessable, field_error
 from shared.outbox import Outbox
@@ -57,26 +57,8 @@ RECEIPT_CLOCK_SKEW = timedelta(minutes=5)
 # Deterministic PO ids: the same requisition + supplier always maps to the same id.
 _PO_NAMESPACE = uuid.UUID("9b6f4a8e-2f1c-4c53-9a51-5d0c6c1e7a10")
 
-_AFTER_COMMIT = "requisitions_after_commit"
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _after_commit(session: Session, fn: Callable[[], None]) -> None:
-    session.info.setdefault(_AFTER_COMMIT, []).append(fn)
-
-
-@event.listens_for(Session, "after_commit")
-def _run_after_commit(session: Session) -> None:
-    for fn in session.info.pop(_AFTER_COMMIT, ()):
-        fn()
-
-
-@event.listens_for(Session, "after_rollback")
-def _drop_after_commit(session: Session) -> None:
-    session.info.pop(_AFTER_COMMIT, None)
 
 
 @contextmanager
@@ -176,7 +158,7 @@ def submit_requisition(session: Session, outbox: Outbox, user: User, req_id: str
                for ln in req.lines],
         submitted_at=now,
     ), correlation_id=req.id)
-    _after_commit(session, metrics.REQUISITIONS_SUBMITTED.inc)
+    after_commit(session, metrics.REQUISITIONS_SUBMITTED.inc)
     return req
 
 
@@ -250,7 +232,7 @@ def _issue_purchase_orders(session: Session, outbox: Outbox, req: Requisition,
                                req.currency),
             lines=lines, issued_at=now,
         ), correlation_id=req.id)
-        _after_commit(session, metrics.PURCHASE_ORDERS_ISSUED.inc)
+        after_commit(session, metrics.PURCHASE_ORDERS_ISSUED.inc)
 
 
 # -- purchase orders and receipts -------------------------------------------------------------
@@ -305,7 +287,7 @@ def record_receipt(session: Session, outbox: Outbox, user: User, ref: str,
         lines=[ReceiptLine(line_no=ln.line_no, quantity=ln.quantity) for ln in lines],
         received_at=received_at, recorded_by=user.id, note=note,
     ), correlation_id=req.id)
-    _after_commit(session, metrics.GOODS_RECEIPTS_RECORDED.inc)
+    after_commit(session, metrics.GOODS_RECEIPTS_RECORDED.inc)
     session.refresh(row)
     return ReceiptResult(receipt=receipt, lines=lines, po=row)
 
