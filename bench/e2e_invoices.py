@@ -156,27 +156,30 @@ class Bench:
         }
         return json.dumps(body).encode()
 
+    async def _post(self, client: httpx.AsyncClient, payload: bytes, sent: dict[str, float]) -> bool:
+        """POST one invoice; on 201 record its id with the POST start time. False on failure."""
+        headers = {**self.integration, "content-type": "application/json"}
+        start = time.perf_counter()
+        try:
+            r = await client.post(f"{self.up.url('invoices')}/invoices", content=payload,
+                                  headers=headers)
+        except httpx.HTTPError:
+            return False
+        if r.status_code != 201:
+            return False
+        sent[r.json()["id"]] = start
+        return True
+
     async def saturate(self, total: int, concurrency: int = 32) -> tuple[dict[str, float], int]:
         """As fast as the service takes them: `concurrency` clients posting back to back."""
         sent: dict[str, float] = {}
         errors = 0
-        headers = {**self.integration, "content-type": "application/json"}
         payloads = [self.invoice() for _ in range(total)]
         async with httpx.AsyncClient(timeout=60) as client:
             async def worker() -> None:
                 nonlocal errors
                 while payloads:
-                    payload = payloads.pop()
-                    start = time.perf_counter()
-                    try:
-                        r = await client.post(f"{self.up.url('invoices')}/invoices",
-                                              content=payload, headers=headers)
-                    except httpx.HTTPError:
-                        errors += 1
-                        continue
-                    if r.status_code == 201:
-                        sent[r.json()["id"]] = start
-                    else:
+                    if not await self._post(client, payloads.pop(), sent):
                         errors += 1
 
             await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -186,21 +189,11 @@ class Bench:
         """POST at a fixed rate; returns invoice id → POST start time, and the error count."""
         sent: dict[str, float] = {}
         errors = 0
-        headers = {**self.integration, "content-type": "application/json"}
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
         async with httpx.AsyncClient(timeout=30, limits=limits) as client:
             async def one(payload: bytes) -> None:
                 nonlocal errors
-                start = time.perf_counter()
-                try:
-                    r = await client.post(f"{self.up.url('invoices')}/invoices", content=payload,
-                                          headers=headers)
-                except httpx.HTTPError:
-                    errors += 1
-                    return
-                if r.status_code == 201:
-                    sent[r.json()["id"]] = start
-                else:
+                if not await self._post(client, payload, sent):
                     errors += 1
 
             tasks = []
