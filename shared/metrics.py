@@ -26,6 +26,12 @@ EVENTS_CONSUMED = Counter(
     "Events consumed, by outcome (processed, duplicate, ignored, dead_lettered)",
     ["topic", "type", "outcome"],
 )
+CONSUMER_BATCHES = Counter(
+    "p2p_consumer_batches_total",
+    "Transactions that settled several events at once: committed, or rolled back and settled "
+    "one by one (fell_back)",
+    ["consumer", "outcome"],
+)
 OUTBOX_PENDING = Gauge("p2p_outbox_pending", "Outbox rows not yet published")
 CONSUMER_LAG = Gauge(
     "p2p_consumer_lag", "Records behind the partition's high watermark", ["topic", "partition"]

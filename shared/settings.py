@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     relay_batch_size: int = 500
     relay_idle_seconds: float = 0.2
     consumer_max_attempts: int = 5
+    consumer_batch_size: int = 100  # records settled in one transaction; 1 turns batching off
     consumer_retry_backoff_seconds: float = 0.2
     log_level: str = "INFO"
 

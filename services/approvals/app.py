@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "approvals.requisitions": Subscription({
                 RequisitionSubmitted.ce_type: service.on_submitted,
                 RequisitionCancelled.ce_type: service.on_cancelled,
-            }),
+            }, batch=False),  # the handlers start and signal workflows: no rollback undoes that
         },
         on_start=[connect_temporal, service.bind, service.seed_policy, start_worker],
         on_stop=[stop_worker],

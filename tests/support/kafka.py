@@ -16,9 +16,9 @@ from shared.settings import Settings
 
 def produce(settings: Settings, event: Contract, *, source: str = "/p2p/test",
             event_id: str | None = None, correlation_id: str | None = None,
-            topic: str | None = None) -> Envelope:
+            topic: str | None = None, key: str | None = None) -> Envelope:
     """Publish `event` as a binary-mode CloudEvent on its (prefixed) topic; returns the envelope."""
-    env = Envelope(type=event.ce_type, source=source, subject=event.key(),
+    env = Envelope(type=event.ce_type, source=source, subject=key or event.key(),
                    data=event.model_dump(mode="json"), id=event_id or str(uuid.uuid4()),
                    time=datetime.now(UTC), correlation_id=correlation_id)
     producer = KafkaProducer(bootstrap_servers=bootstrap(settings), acks="all")

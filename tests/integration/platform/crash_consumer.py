@@ -35,16 +35,16 @@ def handler(session, ev, envelope) -> None:  # noqa: ANN001
 runner = ConsumerRunner("platform.crash", Subscription({RequisitionCancelled.ce_type: handler}),
                         db.sessions, settings)
 outcomes: list[tuple[str, str]] = []
-original = runner.handle_record
+original = runner.settle
 
 
-def recording(record):  # noqa: ANN001, ANN202
-    outcome = original(record)
-    outcomes.append((dict(record.headers)["ce_id"].decode(), outcome))
-    return outcome
+def recording(records):  # noqa: ANN001, ANN202
+    settled = original(records)
+    outcomes.extend((dict(r.headers)["ce_id"].decode(), o) for r, o in zip(records, settled))
+    return settled
 
 
-runner.handle_record = recording
+runner.settle = recording
 stop = threading.Event()
 thread = threading.Thread(target=runner.run, args=(stop,), daemon=True)
 thread.start()

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, insert, select
 
 from shared.consumer import ConsumerRunner, Subscription
@@ -41,14 +42,14 @@ class _Runner:
     def __init__(self, settings, db, handlers, name="platform.test") -> None:  # noqa: ANN001
         self.runner = ConsumerRunner(name, Subscription(handlers), db.sessions, settings)
         self.outcomes: list[str] = []
-        original = self.runner.handle_record
+        original = self.runner.settle
 
-        def recording(record):  # noqa: ANN001, ANN202
-            outcome = original(record)
-            self.outcomes.append(outcome)
-            return outcome
+        def recording(records):  # noqa: ANN001, ANN202
+            outcomes = original(records)
+            self.outcomes.extend(outcomes)
+            return outcomes
 
-        self.runner.handle_record = recording
+        self.runner.settle = recording
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.runner.run, args=(self.stop,), daemon=True)
 
@@ -86,7 +87,8 @@ def test_failing_handler_is_retried_then_dead_lettered_and_the_next_event_still_
         good = produce(settings, _cancelled("POISON-NEIGHBOUR"))
         wait_until(lambda: len(r.outcomes) == 2, 30, message="both settled")
     assert r.outcomes == ["dead_lettered", "processed"] or sorted(r.outcomes) == ["dead_lettered", "processed"]
-    assert len(attempts) == settings.consumer_max_attempts
+    # One more call when both came in one poll: the batch tried it before going one by one.
+    assert len(attempts) in (settings.consumer_max_attempts, settings.consumer_max_attempts + 1)
     with platform_db.session() as s:
         assert s.execute(select(widgets.c.id)).scalars().all() == [good.id]
         assert s.execute(select(inbox.c.event_id)).scalars().all() == [good.id]
@@ -114,6 +116,50 @@ def test_unknown_types_and_garbage_do_not_stop_the_consumer(settings, platform_d
     assert "ignored" in r.outcomes and "dead_lettered" in r.outcomes
     with platform_db.session() as s:
         assert s.execute(select(widgets.c.id)).scalars().all() == [env.id]
+
+
+def _batches(name: str, outcome: str) -> float:
+    value = REGISTRY.get_sample_value("p2p_consumer_batches_total",
+                                      {"consumer": name, "outcome": outcome})
+    return value or 0.0
+
+
+def test_a_backlog_is_settled_in_batches_with_the_same_effects(settings, platform_db):
+    # Waiting before the consumer starts: its first poll brings them together.
+    envs = [produce(settings, _cancelled(f"REQ-B{n}")) for n in range(30)]
+    again = produce(settings, _cancelled("REQ-B0"), event_id=envs[0].id)  # same ce_id, same batch
+    with _Runner(settings, platform_db, {TYPE: _store_widget}, name="platform.batch") as r:
+        wait_until(lambda: len(r.outcomes) == 31, 30, message="all settled")
+    assert sorted(r.outcomes) == ["duplicate"] + ["processed"] * 30
+    assert again.id == envs[0].id
+    assert _count(platform_db, widgets) == 30
+    assert _count(platform_db, inbox) == 30
+    assert _batches("platform.batch", "committed") >= 1
+    assert _batches("platform.batch", "fell_back") == 0
+
+
+def test_a_poison_event_in_a_batch_rolls_it_back_and_the_rest_is_settled_one_by_one(settings, platform_db):
+    seen: list[str] = []
+
+    def picky(session, event, envelope):  # noqa: ANN001
+        seen.append(event.requisition_id)
+        _store_widget(session, event, envelope)
+        if event.requisition_id == "POISON":
+            raise RuntimeError("cannot handle this one")
+
+    # One key, so one partition and a fixed order: good, poison, good.
+    envs = [produce(settings, _cancelled(name), key="one-flow")
+            for name in ("BEFORE", "POISON", "AFTER")]
+    with _Runner(settings, platform_db, {TYPE: picky}, name="platform.poison") as r:
+        wait_until(lambda: len(r.outcomes) == 3, 30, message="all settled")
+    assert r.outcomes == ["processed", "dead_lettered", "processed"]
+    assert _batches("platform.poison", "fell_back") == 1
+    with platform_db.session() as s:
+        # BEFORE's widget from the rolled-back batch is gone; the one-by-one pass wrote it once.
+        assert sorted(s.execute(select(widgets.c.id)).scalars()) == sorted([envs[0].id, envs[2].id])
+    # The batch try, then one by one in order: BEFORE, POISON × attempts, AFTER.
+    assert seen == (["BEFORE", "POISON", "BEFORE"] + ["POISON"] * settings.consumer_max_attempts
+                    + ["AFTER"])
 
 
 CRASHER = Path(__file__).with_name("crash_consumer.py")
