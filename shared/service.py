@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
@@ -27,8 +28,8 @@ from shared.db import Database, ensure_database, migrate, service_database, sqla
 from shared.errors import PayloadTooLarge, install_error_handlers, problem
 from shared.kafka import broker_reachable
 from shared.logs import configure_logging, correlation_id_var
-from shared.openapi import install_problem_openapi
 from shared.metrics import HttpMetricsMiddleware, metrics_endpoint
+from shared.openapi import install_problem_openapi
 from shared.outbox import Outbox, OutboxRelay
 from shared.settings import Settings, get_settings
 
@@ -187,8 +188,9 @@ def create_service_app(
         db_url = service_db_url(cfg, name)
         ensure_database(cfg.database_url, service_database(name, cfg.topic_prefix))
         await asyncio.to_thread(migrate, db_url, migrations_dir)
-        runtime = ServiceRuntime(name=name, settings=cfg, db=Database(db_url, pool_size=cfg.db_pool_size),
-                                 outbox=Outbox(name))
+        anyio.to_thread.current_default_thread_limiter().total_tokens = cfg.api_threads
+        db = Database(db_url, pool_size=cfg.db_pool_size, max_overflow=cfg.db_max_overflow)
+        runtime = ServiceRuntime(name=name, settings=cfg, db=db, outbox=Outbox(name))
         runtime.readiness["database"] = runtime.db.ping
         runtime.readiness["kafka"] = lambda: broker_reachable(cfg)
         app.state.runtime = runtime

@@ -23,7 +23,12 @@ class Settings(BaseSettings):
 
     # A server URL; each service uses its own database `p2p_<service>` on it.
     database_url: str | None = None
-    db_pool_size: int = 10
+    # Threads running synchronous endpoints (anyio's default is 40; with the GIL, more than this
+    # only queue inside the process). Connections are kept open for them, the consumers and the
+    # relay, so that a busy service does not open and close connections per request.
+    api_threads: int = 16
+    db_pool_size: int = 24
+    db_max_overflow: int = 8
     kafka_bootstrap: str = "127.0.0.1:9092"
     # Prefixes every topic and consumer group: lets tests share one broker without seeing
     # each other's events. Empty in every real deployment.
