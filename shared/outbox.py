@@ -35,6 +35,10 @@ _RELAY_LOCK_ID = 0x50325021
 
 _current_cause: threading.local = threading.local()
 
+# One statement object, parameters per call: SQLAlchemy compiles it once (values() would build
+# and cache-key a new statement for every event).
+_INSERT = insert(outbox)
+
 
 def set_current_cause(envelope: Envelope | None) -> None:
     """Called by the consumer runner: events written while handling inherit its trace ids."""
@@ -68,19 +72,17 @@ class Outbox:
         if causation_id is None and cause is not None:
             causation_id = cause.id
         ce_id = event_id or str(uuid.uuid4())
-        session.execute(
-            insert(outbox).values(
-                topic=event_.topic,
-                message_key=event_.key(),
-                event_id=ce_id,
-                event_type=event_.ce_type,
-                source=self.source,
-                occurred_at=datetime.now(UTC),
-                correlation_id=correlation_id,
-                causation_id=causation_id,
-                payload=event_.model_dump_json(),
-            )
-        )
+        session.execute(_INSERT, {
+            "topic": event_.topic,
+            "message_key": event_.key(),
+            "event_id": ce_id,
+            "event_type": event_.ce_type,
+            "source": self.source,
+            "occurred_at": datetime.now(UTC),
+            "correlation_id": correlation_id,
+            "causation_id": causation_id,
+            "payload": event_.model_dump_json(),
+        })
         session.info.setdefault("p2p_outboxes", set()).add(self)
         return ce_id
 

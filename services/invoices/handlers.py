@@ -126,7 +126,7 @@ DECISIONS = frozenset({"matched", "awaiting_receipt", "exception_raised"})
 
 def _project(session: Session, envelope: Envelope, invoice_id: str, event_name: str,
              match: dict, action: str | None = None) -> None:
-    row = store.get_invoice_for_update(session, invoice_id)
+    row = store.lock_status(session, invoice_id)
     if row is None:
         log.warning("%s for unknown invoice %s ignored", envelope.type, invoice_id)
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -17,7 +18,9 @@ from sqlalchemy import (
     LargeBinary,
     Numeric,
     Text,
+    bindparam,
     func,
+    null,
     select,
     update,
 )
@@ -112,6 +115,10 @@ class SupplierDirectoryRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+_INVOICES = InvoiceRow.__table__
+_HISTORY = StatusChangeRow.__table__
+
+
 # --- intake --------------------------------------------------------------------------------------
 
 def find_invoice_id(session: Session, keys: list[str], number_norm: str, type_: str) -> str | None:
@@ -124,21 +131,32 @@ def find_invoice_id(session: Session, keys: list[str], number_norm: str, type_: 
     ).scalar_one_or_none()
 
 
+# Built once with bind parameters: intake runs it for every invoice, and building the
+# statement (and its cache key) cost more than PostgreSQL's answer.
+_SUSPECTS = (
+    select(_INVOICES.c.id, _INVOICES.c.number_norm, _INVOICES.c.issue_date)
+    .where(_INVOICES.c.id.in_(
+               select(SupplierKeyRow.__table__.c.invoice_id).where(
+                   SupplierKeyRow.__table__.c.supplier_key.in_(bindparam("keys", expanding=True)),
+                   SupplierKeyRow.__table__.c.type == bindparam("type"))),
+           _INVOICES.c.currency == bindparam("currency"),
+           _INVOICES.c.gross == bindparam("gross"),
+           _INVOICES.c.issue_date.between(bindparam("earliest"), bindparam("latest")))
+    .order_by(_INVOICES.c.seq)
+    .limit(50)
+)
+
+
 def suspect_candidates(session: Session, keys: list[str], type_: str, currency: str,
                        gross: Decimal, issue_date: date) -> list[Candidate]:
     window = timedelta(days=DUPLICATE_WINDOW_DAYS)
     earliest = issue_date - window if issue_date > date.min + window else date.min
     latest = issue_date + window if issue_date < date.max - window else date.max
-    same_supplier = select(SupplierKeyRow.invoice_id).where(
-        SupplierKeyRow.supplier_key.in_([_bounded(k) for k in keys]), SupplierKeyRow.type == type_)
-    rows = session.execute(
-        select(InvoiceRow.id, InvoiceRow.number_norm, InvoiceRow.issue_date)
-        .where(InvoiceRow.id.in_(same_supplier), InvoiceRow.currency == currency,
-               InvoiceRow.gross == gross,
-               InvoiceRow.issue_date.between(earliest, latest))
-        .order_by(InvoiceRow.seq)
-        .limit(50)
-    ).all()
+    if not keys:
+        return []
+    rows = session.execute(_SUSPECTS, {
+        "keys": [_bounded(k) for k in keys], "type": type_, "currency": currency,
+        "gross": gross, "earliest": earliest, "latest": latest}).all()
     return [Candidate(id=r.id, number_norm=r.number_norm, issue_date=r.issue_date) for r in rows]
 
 
@@ -155,19 +173,22 @@ def add_invoice(session: Session, row: InvoiceRow, keys: list[str], content_type
     """Insert the invoice with its keys, original and first status, in a savepoint: raises
     `KeyTaken` (having inserted nothing) when an invoice already holds one of its keys. A
     concurrent identical insert waits on the unique key until the first commits, then finds
-    it here."""
+    it here. Core statements: this is the intake's hot path, and the ORM's unit of work
+    costs more than the inserts themselves."""
+    invoice = {c.key: getattr(row, c.key) for c in _INVOICES.columns if c.key != "seq"}
+    if invoice["match"] is None:
+        invoice["match"] = null()  # SQL NULL, as the ORM wrote it, not JSON 'null'
     with session.begin_nested():
-        session.add(row)
-        session.flush()
+        session.execute(_INVOICES.insert(), invoice)
         number = _bounded(row.number_norm)
         # One statement, keys in one order everywhere: no deadlocks between concurrent intakes.
         keys_ = sorted({_bounded(k) for k in keys})
         inserted = set(session.execute(
-            pg_insert(SupplierKeyRow)
+            pg_insert(SupplierKeyRow.__table__)
             .values([{"supplier_key": k, "number_norm": number, "type": row.type,
                       "invoice_id": row.id} for k in keys_])
             .on_conflict_do_nothing()
-            .returning(SupplierKeyRow.supplier_key)
+            .returning(SupplierKeyRow.__table__.c.supplier_key)
         ).scalars()) if keys_ else set()
         taken = [k for k in keys_ if k not in inserted]
         if taken:
@@ -177,21 +198,17 @@ def add_invoice(session: Session, row: InvoiceRow, keys: list[str], content_type
                     SupplierKeyRow.number_norm == number,
                     SupplierKeyRow.type == row.type)
             ).scalar_one())
-        session.add(OriginalRow(invoice_id=row.id, content_type=content_type, body=original))
-        session.add(StatusChangeRow(invoice_id=row.id, status=row.status, event_type=None,
-                                    event_id=None, at=row.received_at))
+        session.execute(OriginalRow.__table__.insert(), {
+            "invoice_id": row.id, "content_type": content_type, "body": original})
+        session.execute(_HISTORY.insert(), {
+            "invoice_id": row.id, "status": row.status, "event_type": None, "event_id": None,
+            "at": row.received_at})
 
 
 # --- reads ---------------------------------------------------------------------------------------
 
 def get_invoice(session: Session, invoice_id: str) -> InvoiceRow | None:
     return session.get(InvoiceRow, invoice_id)
-
-
-def get_invoice_for_update(session: Session, invoice_id: str) -> InvoiceRow | None:
-    return session.execute(
-        select(InvoiceRow).where(InvoiceRow.id == invoice_id).with_for_update()
-    ).scalar_one_or_none()
 
 
 def get_original(session: Session, invoice_id: str) -> OriginalRow | None:
@@ -222,18 +239,37 @@ def list_invoices(session: Session, *, status: str | None, supplier_id: str | No
 
 # --- status projection ---------------------------------------------------------------------------
 
-def record_status(session: Session, row: InvoiceRow, status: str | None,
+@dataclass(frozen=True)
+class StatusRow:
+    """What the status projection reads of an invoice (not its document)."""
+
+    id: str
+    status: str
+    match: dict[str, Any] | None
+
+
+def lock_status(session: Session, invoice_id: str) -> StatusRow | None:
+    found = session.execute(
+        select(_INVOICES.c.id, _INVOICES.c.status, _INVOICES.c.match)
+        .where(_INVOICES.c.id == invoice_id).with_for_update()
+    ).first()
+    return StatusRow(found.id, found.status, found.match) if found is not None else None
+
+
+def record_status(session: Session, row: StatusRow, status: str | None,
                   match: dict[str, Any] | None, event_type: str, event_id: str,
                   at: datetime, *, new_decision: bool = False) -> None:
     """Apply a status change (None: none) and record what matching said: a new decision
     replaces the previous outcome, later facts (resolution, clearing) are added to it."""
+    values: dict[str, Any] = {"updated_at": at}
     if match is not None:
-        row.match = dict(match) if new_decision else {**(row.match or {}), **match}
+        values["match"] = dict(match) if new_decision else {**(row.match or {}), **match}
     if status is not None:
-        row.status = status
-        session.add(StatusChangeRow(invoice_id=row.id, status=status, event_type=event_type,
-                                    event_id=event_id, at=at))
-    row.updated_at = at
+        values["status"] = status
+        session.execute(_HISTORY.insert(), {"invoice_id": row.id, "status": status,
+                                            "event_type": event_type, "event_id": event_id,
+                                            "at": at})
+    session.execute(update(_INVOICES).where(_INVOICES.c.id == row.id).values(**values))
 
 
 # --- supplier directory --------------------------------------------------------------------------

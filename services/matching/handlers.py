@@ -232,7 +232,7 @@ class Matching:
         decision = match(inputs, policy, version)
         po = inputs.po
         row.decisions += 1
-        decision_row = store.add_decision(
+        match_id = store.add_decision(
             session, id=str(uuid.uuid4()), invoice_id=row.invoice_id, seq=row.decisions,
             outcome=decision.outcome, po_number=po.po_number if po else None,
             policy_version=version, trigger=trigger, decided_at=now,
@@ -259,7 +259,7 @@ class Matching:
                                  actor or SYSTEM, now, correlation)
             if row.state != "awaiting_receipt":
                 self.outbox.add(session, InvoiceAwaitingReceipt(
-                    invoice_id=row.invoice_id, po_number=po_number, match_id=decision_row.id,
+                    invoice_id=row.invoice_id, po_number=po_number, match_id=match_id,
                     policy_version=version, lines=list(decision.awaiting_lines),
                     wait_until=decision.wait_until, decided_at=now), correlation_id=correlation)
             row.state, row.counts = "awaiting_receipt", False
@@ -271,19 +271,19 @@ class Matching:
                 self._close_case(session, existing, row, "rematch", "rematched", None,
                                  actor or SYSTEM, now, correlation)
             self.outbox.add(session, InvoiceMatched(
-                invoice_id=row.invoice_id, po_number=po_number, match_id=decision_row.id,
+                invoice_id=row.invoice_id, po_number=po_number, match_id=match_id,
                 policy_version=version, decided_at=now), correlation_id=correlation)
             self._clear(session, row, now, correlation, touchless=touchless,
                         variance=decision.accepted_variance, by=None if touchless else (actor or SYSTEM))
         else:
             row.state, row.deadline, row.counts = "exception", None, po is not None
             if existing is None:
-                self._raise_exception(session, row, decision, decision_row.id, po_number, now,
+                self._raise_exception(session, row, decision, match_id, po_number, now,
                                       correlation)
             else:  # a re-run that still fails: back in the open queue with today's reasons
                 existing.status = "open"
                 existing.reasons = decision.reasons
-                existing.match_id = decision_row.id
+                existing.match_id = match_id
                 store.add_audit(session, existing.id, now, actor or SYSTEM, "rematched",
                                 {"outcome": decision.outcome, "reasons": decision.reasons,
                                  "trigger": trigger})

@@ -222,11 +222,13 @@ def received_by_line(session: Session, po_number: str) -> dict[int, Decimal]:
 
 # -- invoices and the cumulative read model ----------------------------------------------
 
+_INSERT_INVOICE = (pg_insert(InvoiceRow.__table__).on_conflict_do_nothing()
+                   .returning(InvoiceRow.__table__.c.invoice_id))
+
+
 def insert_invoice(session: Session, **values: Any) -> bool:
-    inserted = session.execute(
-        pg_insert(InvoiceRow).values(**values).on_conflict_do_nothing()
-        .returning(InvoiceRow.invoice_id)).first()
-    return inserted is not None
+    # One statement object with parameters (Core, not ORM): compiled once, cached after.
+    return session.execute(_INSERT_INVOICE, values).first() is not None
 
 
 def get_invoice(session: Session, invoice_id: str, *, for_update: bool = False) -> InvoiceRow | None:
@@ -277,9 +279,11 @@ def delete_invoiced_lines(session: Session, invoice_id: str) -> None:
 
 def add_invoiced_lines(session: Session, invoice_id: str, po_number: str,
                        lines: list[tuple[int, Decimal, Decimal]]) -> None:
-    for seq, (po_line_no, qty, amount) in enumerate(lines, start=1):
-        session.add(InvoicedLine(invoice_id=invoice_id, seq=seq, po_number=po_number,
-                                 po_line_no=po_line_no, quantity=qty, amount=amount))
+    if lines:
+        session.execute(InvoicedLine.__table__.insert(), [
+            {"invoice_id": invoice_id, "seq": seq, "po_number": po_number,
+             "po_line_no": po_line_no, "quantity": qty, "amount": amount}
+            for seq, (po_line_no, qty, amount) in enumerate(lines, start=1)])
 
 
 def find_invoice_by_number(session: Session, supplier_id: str | None, invoice_number: str) -> InvoiceRow | None:
@@ -292,10 +296,10 @@ def find_invoice_by_number(session: Session, supplier_id: str | None, invoice_nu
 
 # -- decisions ---------------------------------------------------------------------------
 
-def add_decision(session: Session, **values: Any) -> MatchDecisionRow:
-    row = MatchDecisionRow(**values)
-    session.add(row)
-    return row
+def add_decision(session: Session, **values: Any) -> str:
+    """Insert a decision (the caller gives its `id`); returns the id."""
+    session.execute(MatchDecisionRow.__table__.insert(), values)
+    return values["id"]
 
 
 def latest_decision(session: Session, invoice_id: str) -> MatchDecisionRow | None:
