@@ -18,6 +18,7 @@ from shared.contracts.matching import (
 from shared.contracts.requisitions import GoodsReceiptRecorded
 from tests.integration.matching.conftest import (
     db_scalar,
+    match_of,
     invoice,
     po_issued,
     receipt,
@@ -136,3 +137,25 @@ def test_redelivered_and_repeated_events_give_one_decision(matching_group, match
     assert db_scalar(s, "SELECT count(*) FROM receipts WHERE po_number = 'PO-400001'") == 1
     types = _events(s, inv.invoice_id)
     assert types.count(InvoiceMatched.ce_type) == 1 and types.count(InvoiceClearedForPayment.ce_type) == 1
+
+
+def test_a_later_misdirected_invoice_never_counts_against_an_earlier_waiting_one(matching, matching_settings):
+    """First come, first served: B (another supplier's invoice quoting the same PO line) is an
+    exception that counts its quantity on the PO; A, which arrived first and waits for the
+    goods, must still match when they arrive, not be over-invoiced by B."""
+    s = matching_settings
+    produce(s, po_issued("PO-400001"))
+    first = invoice("PO-400001", [("1", "10", "100.00")])
+    produce(s, first)
+    wait_status(matching, first.invoice_id, "awaiting_receipt")
+    misdirected = invoice("PO-400001", [("1", "10", "100.00")],
+                          supplier={"vat_id": "FR 40 303 265 045", "name": "Someone Else SA"})
+    produce(s, misdirected)
+    raised = wait_status(matching, misdirected.invoice_id, "exception")
+    assert "SUPPLIER_MISMATCH" in {c["rule"] for c in raised["checks"] if not c["passed"]}
+    assert db_scalar(s, "SELECT sum(quantity) FROM invoiced_lines WHERE invoice_id = :i",
+                     i=misdirected.invoice_id) == 10  # it does count on the PO line
+    produce(s, receipt("PO-400001", {1: "10"}))
+    done = wait_status(matching, first.invoice_id, "cleared")
+    assert done["outcome"] == "matched" and done["trigger"] == "goods_receipt_recorded"
+    assert match_of(matching, misdirected.invoice_id)["outcome"] == "exception"
