@@ -99,10 +99,64 @@ def pg_transactions_per_s(db_url: str, n: int = 3000) -> float:
         return n / (time.perf_counter() - start)
 
 
+INTAKE_TABLES = """
+CREATE TABLE IF NOT EXISTS ceiling_invoices (id text primary key, supplier text, number text,
+    gross numeric, issue_date date, document jsonb);
+CREATE INDEX IF NOT EXISTS ceiling_invoices_lookup ON ceiling_invoices (supplier, gross);
+CREATE TABLE IF NOT EXISTS ceiling_keys (key text, number text, invoice_id text,
+    primary key (key, number));
+CREATE TABLE IF NOT EXISTS ceiling_originals (invoice_id text primary key, body bytea);
+CREATE TABLE IF NOT EXISTS ceiling_history (id bigserial primary key, invoice_id text, status text);
+CREATE TABLE IF NOT EXISTS ceiling_outbox (id bigserial primary key, event_id text, payload text);
+"""
+
+
+def intake_shaped_per_s(db_url: str, n: int = 2000, threads: int = 4) -> float:
+    """Intake's database work with no Python around it: per document one transaction of a
+    look-up, a savepoint, four inserts (invoice with its JSON, keys, original, history) and an
+    outbox insert, from `threads` connections (the service serves intake from a thread pool)."""
+    import json
+    import threading
+
+    with psycopg.connect(_conninfo(db_url)) as conn:
+        conn.execute(INTAKE_TABLES)
+        conn.commit()
+    run = uuid.uuid4().hex[:8]
+    document = json.dumps({"lines": [{"line_no": "1", "description": "x" * 40}] * 3, "n": "x" * 400})
+    body = b"<Invoice>" + b"x" * 3000 + b"</Invoice>"
+
+    def worker(k: int) -> None:
+        with psycopg.connect(_conninfo(db_url)) as conn:
+            for i in range(k, n, threads):
+                key = f"{run}-{i}"
+                with conn.transaction():
+                    conn.execute("SELECT id FROM ceiling_invoices WHERE supplier = %s AND gross = %s "
+                                 "LIMIT 50", ("SUP", i))
+                    with conn.transaction():  # the savepoint around the duplicate-key insert
+                        conn.execute("INSERT INTO ceiling_invoices VALUES (%s, 'SUP', %s, %s, "
+                                     "current_date, %s)", (key, key, i, document))
+                        conn.execute("INSERT INTO ceiling_keys VALUES (%s, %s, %s) ON CONFLICT DO "
+                                     "NOTHING RETURNING key", ("SUP", key, key))
+                        conn.execute("INSERT INTO ceiling_originals VALUES (%s, %s)", (key, body))
+                        conn.execute("INSERT INTO ceiling_history (invoice_id, status) VALUES (%s, "
+                                     "'received')", (key,))
+                    conn.execute("INSERT INTO ceiling_outbox (event_id, payload) VALUES (%s, %s)",
+                                 (key, document))
+
+    start = time.perf_counter()
+    workers = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return n / (time.perf_counter() - start)
+
+
 def run(items: int = 5000, stages: int = 3) -> dict:
     with infrastructure() as (db_url, bootstrap):
         return {
             "pg_transactions_per_s_one_connection": round(pg_transactions_per_s(db_url)),
+            "intake_shaped_transactions_per_s": round(intake_shaped_per_s(db_url)),
             f"pipeline_{stages}_stages_items_per_s": round(pipeline(items, stages, db_url, bootstrap), 1),
             "items": items,
         }

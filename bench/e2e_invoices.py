@@ -17,12 +17,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from collections import Counter
+import re
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from datetime import date
 from pathlib import Path
 
@@ -39,6 +41,33 @@ CLEARED = "p2p.invoice.cleared_for_payment.v1"
 FINAL_OTHER = {"p2p.invoice.exception_raised.v1", "p2p.invoice.awaiting_receipt.v1"}
 POS = 8
 LINES_PER_PO = 5
+
+# wrk's Lua: each thread numbers its own requests; amounts start above the Python client's so
+# no invoice looks like a suspected duplicate of another (same supplier, amount and window).
+WRK_SCRIPT = """
+local pos = {%(pos)s}
+counter = 0
+tid = 0
+local threads = 0
+setup = function(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+request = function()
+  counter = counter + 1
+  local n = 1000000 + counter * 16 + tid
+  local net = string.format("%%d.00", n * 10)
+  local body = string.format(
+    '{"type":"invoice","invoice_number":"W%(run)s-%%d-%%d","issue_date":"%(today)s",' ..
+    '"currency":"EUR","supplier":{"id":"SUP-BENCH"},"order_reference":"%%s",' ..
+    '"lines":[{"line_no":"1","description":"bench item","quantity":"%%d",' ..
+    '"unit_price":"10.00","net_amount":"%%s","po_line_no":"%%d","tax_rate":"0"}],' ..
+    '"totals":{"net":"%%s","tax":"0.00","gross":"%%s","payable":"%%s"}}',
+    tid, counter, pos[(n %% #pos) + 1], n, net, 1 + n %% %(lines)d, net, net, net)
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json",
+                                  ["Authorization"] = "%(token)s"}, body)
+end
+"""
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -76,6 +105,24 @@ class DecisionListener:
                         self.cleared.setdefault(env.subject, now)
                     elif env.type in FINAL_OTHER:
                         self.other.setdefault(env.subject, env.type)
+
+    def wait_for_count(self, since: float, count: int, timeout: float) -> list[float]:
+        """Clearance times after `since` once `count` of them arrived (or at the timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            done = [t for t in list(self.cleared.values()) if t >= since]
+            if len(done) >= count or time.monotonic() > deadline:
+                return done
+            time.sleep(0.05)
+
+    def wait_for_quiet(self, since: float, quiet: float, timeout: float) -> list[float]:
+        """Clearance times after `since`, once none has arrived for `quiet` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            done = [t for t in list(self.cleared.values()) if t >= since]
+            if time.perf_counter() - max(done, default=since) >= quiet or time.monotonic() > deadline:
+                return done
+            time.sleep(0.05)
 
     def wait_for(self, ids: set[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -185,6 +232,28 @@ class Bench:
             await asyncio.gather(*(worker() for _ in range(concurrency)))
         return sent, errors
 
+    def wrk_script(self, path: Path) -> Path:
+        """A wrk script posting clean invoices with numbers and amounts unique per request."""
+        pos = ", ".join(f'"{p}"' for p in self.pos)
+        path.write_text(WRK_SCRIPT % {"pos": pos, "run": self.run_id, "lines": LINES_PER_PO,
+                                      "token": self.integration["Authorization"],
+                                      "today": date.today().isoformat()})
+        return path
+
+    def saturate_wrk(self, wrk: str, seconds: float, connections: int, script: Path) -> dict:
+        """wrk for `seconds`; returns its request, error and latency figures."""
+        out = subprocess.run(
+            [wrk, "-t2", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(script),
+             f"{self.up.url('invoices')}/invoices"],
+            capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+        requests = int(re.search(r"(\d+) requests in", out).group(1))
+        non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        socket_errors = re.search(r"Socket errors: (.*)", out)
+        latency = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)", out, re.MULTILINE))
+        return {"requests": requests, "errors": int(non_2xx.group(1)) if non_2xx else 0,
+                "socket_errors": socket_errors.group(1) if socket_errors else None,
+                "post_latency": {f"p{k}": v for k, v in latency.items()}}
+
     async def offered_load(self, rate: float, seconds: float) -> tuple[dict[str, float], int]:
         """POST at a fixed rate; returns invoice id → POST start time, and the error count."""
         sent: dict[str, float] = {}
@@ -216,7 +285,8 @@ def _bench_policy(tmp: Path) -> Path:
     return path
 
 
-def run(rate: float = 100, seconds: float = 15, saturation: int = 3000) -> dict:
+def run(rate: float = 100, seconds: float = 15, saturation: int = 3000,
+        saturation_seconds: float = 30, python_client: bool = False) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="p2p-bench-e2e-"))
     up = start_up(tmp / "state", extra_env={"P2P_APPROVAL_POLICY": str(_bench_policy(tmp))})
     try:
@@ -238,6 +308,24 @@ def run(rate: float = 100, seconds: float = 15, saturation: int = 3000) -> dict:
         }
 
         # 2. saturation: as fast as the client can push
+        wrk = shutil.which("wrk")
+        if wrk and not python_client:
+            start = time.perf_counter()
+            posted = bench.saturate_wrk(wrk, saturation_seconds, 32, bench.wrk_script(tmp / "post.lua"))
+            post_s = time.perf_counter() - start
+            created = posted["requests"] - posted["errors"]
+            # wrk counts only the responses it read before its time was up: a few more invoices
+            # may have been created. Settled once the count stops growing.
+            done = listener.wait_for_count(start, created, timeout=300)
+            done = listener.wait_for_quiet(start, quiet=2.0, timeout=60)
+            listener.close()
+            return {"fixed_load": fixed, "saturation": {
+                "invoices": created, "errors": posted["errors"], "cleared": len(done),
+                "intake_per_s": round(created / post_s, 1),
+                "end_to_end_per_s": round(len(done) / (max(done) - start), 1) if done else 0,
+                "post_latency": posted["post_latency"], "socket_errors": posted["socket_errors"],
+                "client": "wrk -t2 -c32"},
+                "non_cleared_outcomes": dict(Counter(listener.other.values()))}
         first_post = time.perf_counter()
         sent2, errors2 = asyncio.run(bench.saturate(saturation))
         post_s = time.perf_counter() - first_post
@@ -264,9 +352,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=100)
     parser.add_argument("--seconds", type=float, default=15)
-    parser.add_argument("--saturation", type=int, default=3000)
+    parser.add_argument("--saturation", type=int, default=3000,
+                        help="invoices the Python client posts (without wrk)")
+    parser.add_argument("--saturation-seconds", type=float, default=30, help="wrk's duration")
+    parser.add_argument("--python-client", action="store_true", help="saturate without wrk")
     args = parser.parse_args()
-    result = run(args.rate, args.seconds, args.saturation)
+    result = run(args.rate, args.seconds, args.saturation, args.saturation_seconds,
+                 args.python_client)
     print(json.dumps(result, indent=2), "->", save("e2e_invoices", result))
 
 
