@@ -12,11 +12,12 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
-from sqlalchemy import event, func, insert, select, text, update
+from sqlalchemy import Row, event, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from shared.contracts.base import Contract
@@ -99,11 +100,18 @@ def _forget(session: Session) -> None:
     session.info.pop("p2p_outboxes", None)
 
 
+# Called in the relay's transaction once the broker acknowledged a batch, before the rows are
+# marked published: a service can record that its events left (a rollback republishes them).
+PublishedHook = Callable[[Session, Sequence[Row]], None]
+
+
 class OutboxRelay:
-    def __init__(self, outbox_: Outbox, sessions, settings: Settings) -> None:  # noqa: ANN001
+    def __init__(self, outbox_: Outbox, sessions, settings: Settings,  # noqa: ANN001
+                 on_published: PublishedHook | None = None) -> None:
         self.outbox = outbox_
         self.sessions = sessions
         self.settings = settings
+        self.on_published = on_published
         self.batch_size = settings.relay_batch_size
         self._producer: KafkaProducer | None = None
         self._last_pending_update = 0.0
@@ -158,6 +166,8 @@ class OutboxRelay:
             producer.flush(timeout=30)
             for f in futures:
                 f.get(timeout=30)  # raises the delivery error, if any
+            if self.on_published is not None:
+                self.on_published(session, rows)
             session.execute(
                 update(outbox)
                 .where(outbox.c.id.in_([r.id for r in rows]))

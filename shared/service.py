@@ -30,7 +30,7 @@ from shared.kafka import broker_reachable
 from shared.logs import configure_logging, correlation_id_var
 from shared.metrics import HttpMetricsMiddleware, metrics_endpoint
 from shared.openapi import install_problem_openapi
-from shared.outbox import Outbox, OutboxRelay
+from shared.outbox import Outbox, OutboxRelay, PublishedHook
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -178,8 +178,10 @@ def create_service_app(
     on_stop: list[StartHook] | None = None,
     description: str = "",
     settings: Settings | None = None,
+    on_published: PublishedHook | None = None,
 ) -> FastAPI:
-    """Build a service. `subscriptions` maps consumer name (`<service>.<purpose>`) to handlers."""
+    """Build a service. `subscriptions` maps consumer name (`<service>.<purpose>`) to handlers;
+    `on_published` runs in the relay's transaction for each batch the broker acknowledged."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -198,7 +200,7 @@ def create_service_app(
             result = hook(runtime)
             if asyncio.iscoroutine(result):
                 await result
-        relay = OutboxRelay(runtime.outbox, runtime.db.sessions, cfg)
+        relay = OutboxRelay(runtime.outbox, runtime.db.sessions, cfg, on_published)
         runtime.start_thread("relay", relay.run)
         for consumer_name, subscription in (subscriptions or {}).items():
             runner = ConsumerRunner(consumer_name, subscription, runtime.db.sessions, cfg)

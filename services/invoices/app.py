@@ -7,11 +7,10 @@ from fastapi import FastAPI
 from services.invoices.api import install_openapi, router
 from services.invoices.handlers import (
     MATCHING_HANDLERS,
-    on_invoice_published,
+    on_outbox_published,
     on_purchase_order_issued,
 )
 from shared.consumer import Subscription
-from shared.contracts.invoices import InvoiceReceived
 from shared.contracts.requisitions import PurchaseOrderIssued
 from shared.service import create_service_app
 from shared.settings import Settings
@@ -31,12 +30,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[router],
         subscriptions={
             "invoices.matching": Subscription(MATCHING_HANDLERS),
-            # Reads our own invoice.received back: once it is on the broker, status `matching`.
-            "invoices.handover": Subscription({InvoiceReceived.ce_type: on_invoice_published}),
             "invoices.purchase-orders": Subscription(
                 {PurchaseOrderIssued.ce_type: on_purchase_order_issued}),
         },
         description=DESCRIPTION,
+        # Once the broker has our invoice.received, matching has the invoice: status `matching`.
+        on_published=on_outbox_published,
     )
     install_openapi(app)
     return app

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from services.invoices import store
@@ -184,9 +186,13 @@ def on_rejected(session: Session, event: m.InvoiceRejected, envelope: Envelope) 
                       "by": event.rejected_by, "at": event.rejected_at.isoformat()}})
 
 
-def on_invoice_published(session: Session, event: InvoiceReceived, envelope: Envelope) -> None:
-    """Our own `invoice.received`, read back from the broker: it is with matching now."""
-    _project(session, envelope, event.invoice_id, "published", {})
+def on_outbox_published(session: Session, rows: Sequence[Row]) -> None:
+    """The broker acknowledged our `invoice.received` events: matching has those invoices now
+    (`received` → `matching`, see `status_after`). One statement per relay batch, in the relay's
+    transaction; a decision that overtook the handover is kept."""
+    published = [(r.message_key, r.event_id) for r in rows if r.event_type == InvoiceReceived.ce_type]
+    if published:
+        store.mark_handed_over(session, published, InvoiceReceived.ce_type, datetime.now(UTC))
 
 
 MATCHING_HANDLERS = {

@@ -22,6 +22,7 @@ from sqlalchemy import (
     func,
     null,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -270,6 +271,25 @@ def record_status(session: Session, row: StatusRow, status: str | None,
                                             "event_type": event_type, "event_id": event_id,
                                             "at": at})
     session.execute(update(_INVOICES).where(_INVOICES.c.id == row.id).values(**values))
+
+
+_HAND_OVER = text("""
+    WITH moved AS (
+        UPDATE invoices AS i SET status = 'matching', updated_at = :at
+        FROM unnest(CAST(:ids AS text[]), CAST(:event_ids AS text[])) AS p(id, event_id)
+        WHERE i.id = p.id AND i.status = 'received'
+        RETURNING i.id, p.event_id)
+    INSERT INTO invoice_status_history (invoice_id, status, event_type, event_id, at)
+    SELECT id, 'matching', :event_type, event_id, :at FROM moved
+""")
+
+
+def mark_handed_over(session: Session, published: list[tuple[str, str]], event_type: str,
+                     at: datetime) -> None:
+    """`received` → `matching` for these (invoice id, event id) pairs, with a history row each."""
+    session.execute(_HAND_OVER, {"ids": [i for i, _ in published],
+                                 "event_ids": [e for _, e in published],
+                                 "event_type": event_type, "at": at})
 
 
 # --- supplier directory --------------------------------------------------------------------------

@@ -148,3 +148,28 @@ def test_events_written_while_broker_is_down_are_published_after_it_returns(infr
     assert sorted(e.id for e in got) == sorted(during)
     assert first[0] not in {e.id for e in got}
     assert [int(e.data["cancelled_by"].split("-")[1]) for e in got] == list(range(1, 21))
+
+
+def test_the_published_hook_sees_acknowledged_rows_and_a_failing_hook_publishes_again(
+        settings, platform_db, outbox):
+    """The hook runs in the relay's transaction after the broker's acknowledgement: when it
+    fails, nothing is marked published and the rows go out again (consumers dedupe by ce_id)."""
+    ids = _write(platform_db, outbox, [_event("REQ-HOOK", n) for n in range(3)])
+    seen: list[list[str]] = []
+
+    def hook(session, rows) -> None:  # noqa: ANN001
+        seen.append([r.event_id for r in rows])
+        if len(seen) == 1:
+            raise RuntimeError("the service's bookkeeping failed")
+
+    relay = OutboxRelay(outbox, platform_db.sessions, settings, on_published=hook)
+    with pytest.raises(RuntimeError):
+        relay.publish_batch()
+    assert _unpublished(platform_db) == 3
+    assert relay.publish_batch() == 3
+    assert _unpublished(platform_db) == 0
+    assert seen == [ids, ids]
+    reader = TopicReader(settings, settings.topic("p2p.requisitions"))
+    delivered = [e.id for e in reader.wait_for(6)]
+    reader.close()
+    assert sorted(delivered) == sorted(ids * 2)  # the first batch went out before the hook failed
