@@ -43,7 +43,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "approvals.requisitions": Subscription({
                 RequisitionSubmitted.ce_type: service.on_submitted,
                 RequisitionCancelled.ce_type: service.on_cancelled,
-            }, batch=False),  # the handlers start and signal workflows: no rollback undoes that
+            }),
+            # Batched like every consumer: the Temporal calls in these handlers are idempotent
+            # (a deterministic workflow id started with REJECT_DUPLICATE; the workflow ignores
+            # a second cancel signal), so a batch that rolls back after starting a workflow and
+            # is settled again one by one has the same effects.
         },
         on_start=[connect_temporal, service.bind, service.seed_policy, start_worker],
         on_stop=[stop_worker],
