@@ -73,6 +73,7 @@ class InvoiceRow(Base):
         Index("invoices_status_seq", "status", "seq"),
         Index("invoices_supplier_seq", "supplier_id", "seq"),
         Index("invoices_order_reference_seq", "order_reference", "seq"),
+        Index("invoices_duplicate_candidates", "gross", "currency", "issue_date"),
     )
 
 
