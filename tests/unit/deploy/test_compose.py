@@ -344,3 +344,17 @@ def test_grafana_is_provisioned_with_the_prometheus_datasource_and_the_dashboard
     home = _env(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert home == f"{dashboards_dir}/{DASHBOARD.name}"
     assert _env(grafana)["GF_SECURITY_ADMIN_PASSWORD"] == SECRETS["GRAFANA_ADMIN_PASSWORD"]
+
+
+def test_postgres_runs_with_the_embedded_servers_settings_and_room_for_every_pool(services):
+    from shared.devstack import SERVER_SETTINGS
+    from shared.settings import Settings
+
+    command = services["postgres"]["command"]
+    assert command[0] == "postgres"
+    flags = dict(arg.split("=", 1) for arg in command[2::2])
+    assert command[1::2] == ["-c"] * len(flags)
+    assert flags == SERVER_SETTINGS
+    per_service = Settings().db_pool_size + Settings().db_max_overflow
+    # The four services at their peak, with room left for Temporal's pools and an operator.
+    assert int(flags["max_connections"]) >= 4 * per_service + 100
