@@ -19,6 +19,7 @@ from sqlalchemy import (
     Numeric,
     Text,
     bindparam,
+    delete,
     func,
     null,
     select,
@@ -172,39 +173,42 @@ class KeyTaken(Exception):
 
 def add_invoice(session: Session, row: InvoiceRow, keys: list[str], content_type: str,
                 original: bytes) -> None:
-    """Insert the invoice with its keys, original and first status, in a savepoint: raises
-    `KeyTaken` (having inserted nothing) when an invoice already holds one of its keys. A
-    concurrent identical insert waits on the unique key until the first commits, then finds
-    it here. Core statements: this is the intake's hot path, and the ORM's unit of work
-    costs more than the inserts themselves."""
+    """Insert the invoice with its keys, original and first status; raises `KeyTaken` (having
+    left nothing inserted) when an invoice already holds one of its keys. A concurrent
+    identical insert waits on the unique key until the first commits, then finds it here.
+    Core statements and no savepoint: this is the intake's hot path; the rare duplicate
+    deletes what it inserted instead."""
     invoice = {c.key: getattr(row, c.key) for c in _INVOICES.columns if c.key != "seq"}
     if invoice["match"] is None:
         invoice["match"] = null()  # SQL NULL, as the ORM wrote it, not JSON 'null'
-    with session.begin_nested():
-        session.execute(_INVOICES.insert(), invoice)
-        number = _bounded(row.number_norm)
-        # One statement, keys in one order everywhere: no deadlocks between concurrent intakes.
-        keys_ = sorted({_bounded(k) for k in keys})
-        inserted = set(session.execute(
-            pg_insert(SupplierKeyRow.__table__)
-            .values([{"supplier_key": k, "number_norm": number, "type": row.type,
-                      "invoice_id": row.id} for k in keys_])
-            .on_conflict_do_nothing()
-            .returning(SupplierKeyRow.__table__.c.supplier_key)
-        ).scalars()) if keys_ else set()
-        taken = [k for k in keys_ if k not in inserted]
-        if taken:
-            raise KeyTaken(session.execute(
-                select(SupplierKeyRow.invoice_id).where(
-                    SupplierKeyRow.supplier_key == taken[0],
-                    SupplierKeyRow.number_norm == number,
-                    SupplierKeyRow.type == row.type)
-            ).scalar_one())
-        session.execute(OriginalRow.__table__.insert(), {
-            "invoice_id": row.id, "content_type": content_type, "body": original})
-        session.execute(_HISTORY.insert(), {
-            "invoice_id": row.id, "status": row.status, "event_type": None, "event_id": None,
-            "at": row.received_at})
+    session.execute(_INVOICES.insert(), invoice)
+    number = _bounded(row.number_norm)
+    # One statement, keys in one order everywhere: no deadlocks between concurrent intakes.
+    keys_ = sorted({_bounded(k) for k in keys})
+    inserted = set(session.execute(
+        pg_insert(SupplierKeyRow.__table__)
+        .values([{"supplier_key": k, "number_norm": number, "type": row.type,
+                  "invoice_id": row.id} for k in keys_])
+        .on_conflict_do_nothing()
+        .returning(SupplierKeyRow.__table__.c.supplier_key)
+    ).scalars()) if keys_ else set()
+    taken = [k for k in keys_ if k not in inserted]
+    if taken:
+        holder = session.execute(
+            select(SupplierKeyRow.invoice_id).where(
+                SupplierKeyRow.supplier_key == taken[0],
+                SupplierKeyRow.number_norm == number,
+                SupplierKeyRow.type == row.type)
+        ).scalar_one()
+        session.execute(delete(SupplierKeyRow.__table__).where(
+            SupplierKeyRow.__table__.c.invoice_id == row.id))
+        session.execute(delete(_INVOICES).where(_INVOICES.c.id == row.id))
+        raise KeyTaken(holder)
+    session.execute(OriginalRow.__table__.insert(), {
+        "invoice_id": row.id, "content_type": content_type, "body": original})
+    session.execute(_HISTORY.insert(), {
+        "invoice_id": row.id, "status": row.status, "event_type": None, "event_id": None,
+        "at": row.received_at})
 
 
 # --- reads ---------------------------------------------------------------------------------------
