@@ -227,6 +227,17 @@ class Matching:
     def run_match(self, session: Session, row: store.InvoiceRow, now: datetime, trigger: str,
                   actor: str | None = None) -> Decision:
         """Match one (locked) invoice on current data and apply the outcome."""
+        # The queries of a match read other invoices, never this row's pending changes: without
+        # autoflush the row is written once, here, instead of at each query (three UPDATEs).
+        with session.no_autoflush:
+            decision = self._match_and_apply(session, row, now, trigger, actor)
+        session.flush()
+        if row.type == "credit_note" and decision.outcome == Outcome.MATCHED:
+            self._after_credit_note(session, row, now)
+        return decision
+
+    def _match_and_apply(self, session: Session, row: store.InvoiceRow, now: datetime,
+                         trigger: str, actor: str | None) -> Decision:
         version, policy = self.policy(session)
         inputs = self.gather_inputs(session, row, now)
         decision = match(inputs, policy, version)
@@ -287,8 +298,6 @@ class Matching:
                 store.add_audit(session, existing.id, now, actor or SYSTEM, "rematched",
                                 {"outcome": decision.outcome, "reasons": decision.reasons,
                                  "trigger": trigger})
-        if row.type == "credit_note" and decision.outcome == Outcome.MATCHED:
-            self._after_credit_note(session, row, now)
         return decision
 
     def _record_invoiced(self, session: Session, row: store.InvoiceRow, inputs: MatchInputs,
