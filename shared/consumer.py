@@ -202,8 +202,9 @@ class ConsumerRunner:
                         work.handler(session, work.event, work.envelope)
                     outcomes.append("processed")
         except Exception as exc:
+            first_line = (str(exc).splitlines() or [""])[0][:200]
             log.info("batch of %d %s events rolled back (%s: %s); settling them one by one",
-                     len(works), self.name, type(exc).__name__, str(exc).splitlines()[0][:200])
+                     len(works), self.name, type(exc).__name__, first_line)
             CONSUMER_BATCHES.labels(self.name, "fell_back").inc()
             return None
         CONSUMER_BATCHES.labels(self.name, "committed").inc()
