@@ -277,6 +277,8 @@ def list_invoices(
             dependencies=[require_roles(*READERS)])
 def get_invoice(invoice_id: str, runtime: RuntimeDep) -> dict[str, Any]:
     with runtime.db.session() as session:
+        # The row and its history from one snapshot: the status always agrees with the history.
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         row = store.get_invoice(session, invoice_id) if "\x00" not in invoice_id else None
         if row is None:
             raise NotFound(f"no invoice {invoice_id}")
