@@ -325,6 +325,8 @@ RECEIVED, MATCHING, MATCHED, AWAITING_RECEIPT, EXCEPTION = (
 CLEARED, REJECTED = "cleared_for_payment", "rejected"
 STATUSES = (RECEIVED, MATCHING, MATCHED, AWAITING_RECEIPT, EXCEPTION, CLEARED, REJECTED)
 TERMINAL = frozenset({CLEARED, REJECTED})
+# The one move `published` makes (the relay's hook applies it in bulk, see status_after).
+HANDOVER = (RECEIVED, MATCHING)
 
 
 def status_after(current: str, event: str, action: str | None = None) -> str | None:
@@ -340,8 +342,8 @@ def status_after(current: str, event: str, action: str | None = None) -> str | N
     """
     if current in TERMINAL:
         return None
-    if event == "published":  # our own invoice.received came back from the broker
-        return MATCHING if current == RECEIVED else None
+    if event == "published":  # our own invoice.received is on the broker
+        return HANDOVER[1] if current == HANDOVER[0] else None
     target = {
         "matched": MATCHED,
         "awaiting_receipt": AWAITING_RECEIPT,

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from services.invoices import store
 from services.invoices.domain import (
+    HANDOVER,
     INVOICE,
     RECEIVED,
     SUSPECTED_DUPLICATE,
@@ -192,7 +193,7 @@ def on_outbox_published(session: Session, rows: Sequence[Row]) -> None:
     transaction; a decision that overtook the handover is kept."""
     published = [(r.message_key, r.event_id) for r in rows if r.event_type == InvoiceReceived.ce_type]
     if published:
-        store.mark_handed_over(session, published, InvoiceReceived.ce_type, datetime.now(UTC))
+        store.move_status(session, published, *HANDOVER, InvoiceReceived.ce_type, datetime.now(UTC))
 
 
 MATCHING_HANDLERS = {

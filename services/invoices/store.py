@@ -278,22 +278,24 @@ def record_status(session: Session, row: StatusRow, status: str | None,
     session.execute(update(_INVOICES).where(_INVOICES.c.id == row.id).values(**values))
 
 
-_HAND_OVER = text("""
+_MOVE_STATUS = text("""
     WITH moved AS (
-        UPDATE invoices AS i SET status = 'matching', updated_at = :at
+        UPDATE invoices AS i SET status = :to_status, updated_at = :at
         FROM unnest(CAST(:ids AS text[]), CAST(:event_ids AS text[])) AS p(id, event_id)
-        WHERE i.id = p.id AND i.status = 'received'
+        WHERE i.id = p.id AND i.status = :from_status
         RETURNING i.id, p.event_id)
     INSERT INTO invoice_status_history (invoice_id, status, event_type, event_id, at)
-    SELECT id, 'matching', :event_type, event_id, :at FROM moved
+    SELECT id, :to_status, :event_type, event_id, :at FROM moved
 """)
 
 
-def mark_handed_over(session: Session, published: list[tuple[str, str]], event_type: str,
-                     at: datetime) -> None:
-    """`received` → `matching` for these (invoice id, event id) pairs, with a history row each."""
-    session.execute(_HAND_OVER, {"ids": [i for i, _ in published],
+def move_status(session: Session, published: list[tuple[str, str]], from_status: str,
+                to_status: str, event_type: str, at: datetime) -> None:
+    """`from_status` → `to_status` for those of these (invoice id, event id) pairs still in
+    `from_status`, with a history row each; one statement."""
+    session.execute(_MOVE_STATUS, {"ids": [i for i, _ in published],
                                  "event_ids": [e for _, e in published],
+                                 "from_status": from_status, "to_status": to_status,
                                  "event_type": event_type, "at": at})
 
 
