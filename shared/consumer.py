@@ -11,9 +11,9 @@ Batches: the records of a poll are first tried together, up to `consumer_batch_s
 one transaction (one inbox insert, one commit), in their delivery order. Under load that is most
 of the cost of an event saved. If anything in the batch fails, or waits on a lock for longer than
 `BATCH_LOCK_TIMEOUT`, the whole transaction rolls back and the same records are settled one by
-one as above, so a poison event still costs only itself, in order. A subscription whose
-handlers have effects outside the database (approvals calls Temporal) opts out with
-`batch=False`.
+one as above, so a poison event still costs only itself, in order. Effects outside the
+database must therefore bear being repeated (approvals' Temporal calls are idempotent); a
+subscription whose handlers' effects do not opts out with `batch=False`.
 """
 
 from __future__ import annotations
@@ -186,13 +186,7 @@ class ConsumerRunner:
         try:
             with self.sessions() as session, session.begin():
                 session.execute(text(f"SET LOCAL lock_timeout = '{BATCH_LOCK_TIMEOUT}'"))
-                fresh = set(session.execute(
-                    pg_insert(inbox)
-                    .values([{"consumer": self.name, "event_id": w.envelope.id,
-                              "event_type": w.envelope.type} for w in works])
-                    .on_conflict_do_nothing()
-                    .returning(inbox.c.event_id)
-                ).scalars())
+                fresh = self._claim(session, [w.envelope for w in works])
                 for work in works:
                     if work.envelope.id not in fresh:
                         outcomes.append("duplicate")
@@ -212,6 +206,16 @@ class ConsumerRunner:
             EVENTS_CONSUMED.labels(work.topic, work.envelope.type, outcome).inc()
         return outcomes
 
+    def _claim(self, session: Session, envelopes: list[Envelope]) -> set[str]:
+        """Record the events in the inbox; returns the ids not seen before (one statement)."""
+        return set(session.execute(
+            pg_insert(inbox)
+            .values([{"consumer": self.name, "event_id": e.id, "event_type": e.type}
+                     for e in envelopes])
+            .on_conflict_do_nothing()
+            .returning(inbox.c.event_id)
+        ).scalars())
+
     def _settle_one(self, work: _Work) -> str:
         with _handling(work.envelope):
             outcome, error, attempts = self._process_with_retries(work)
@@ -230,13 +234,7 @@ class ConsumerRunner:
             attempt += 1
             try:
                 with self.sessions() as session, session.begin():
-                    inserted = session.execute(
-                        pg_insert(inbox)
-                        .values(consumer=self.name, event_id=envelope.id, event_type=envelope.type)
-                        .on_conflict_do_nothing()
-                        .returning(inbox.c.event_id)
-                    ).first()
-                    if inserted is None:
+                    if not self._claim(session, [envelope]):
                         return "duplicate", "", attempt
                     work.handler(session, work.event, envelope)
                 return "processed", "", attempt
