@@ -58,6 +58,13 @@ def _drop_after_commit(session: Session) -> None:
     session.info.pop(_AFTER_COMMIT, None)
 
 
+def one_snapshot(session: Session) -> None:
+    """Make the session's next transaction REPEATABLE READ: a read endpoint that queries
+    several tables then shows one moment, not a change committed between its statements.
+    Call before the session's first statement."""
+    session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
 class Base(DeclarativeBase):
     """Declarative base for every service's tables (each service has its own metadata use)."""
 

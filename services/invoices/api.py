@@ -28,6 +28,7 @@ from services.invoices.parsers.csv_batch import CsvColumnsMissing, parse_csv_bat
 from services.invoices.parsers.csv_batch import __doc__ as CSV_DOC
 from services.invoices.parsers.native import NativeInvoice
 from shared.auth import require_roles
+from shared.db import one_snapshot
 from shared.errors import (
     BadRequest,
     Conflict,
@@ -277,8 +278,7 @@ def list_invoices(
             dependencies=[require_roles(*READERS)])
 def get_invoice(invoice_id: str, runtime: RuntimeDep) -> dict[str, Any]:
     with runtime.db.session() as session:
-        # The row and its history from one snapshot: the status always agrees with the history.
-        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        one_snapshot(session)  # the status shown always agrees with the history beside it
         row = store.get_invoice(session, invoice_id) if "\x00" not in invoice_id else None
         if row is None:
             raise NotFound(f"no invoice {invoice_id}")

@@ -17,6 +17,7 @@ from services.matching.domain import RULES, CaseConflict, SegregationOfDuties
 from services.matching.handlers import Matching
 from services.matching.policy import PolicyError, parse_policy
 from shared.auth import User, require_roles
+from shared.db import one_snapshot
 from shared.errors import (
     BadRequest,
     Conflict,
@@ -74,9 +75,9 @@ router = APIRouter()
 @router.get("/matches/{invoice_id}", tags=["matches"],
             summary="The latest match decision of an invoice with every check, passed or not")
 def get_match(invoice_id: IdPath, session: SessionDep, _: Reader) -> dict[str, Any]:
-    # Both reads from one snapshot: under READ COMMITTED a match committed between them paired
-    # the previous outcome with the new status (seen: status cleared, outcome awaiting_receipt).
-    session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    # Under READ COMMITTED a match committed between the two reads paired the previous outcome
+    # with the new status (seen: status cleared, outcome awaiting_receipt).
+    one_snapshot(session)
     decision = store.latest_decision(session, invoice_id)
     invoice = store.get_invoice(session, invoice_id)
     if decision is None or invoice is None:
