@@ -40,14 +40,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         migrations_dir=Path(__file__).parent / "migrations",
         routers=[router],
         subscriptions={
-            "approvals.requisitions": Subscription({
-                RequisitionSubmitted.ce_type: service.on_submitted,
-                RequisitionCancelled.ce_type: service.on_cancelled,
-            }),
             # Batched like every consumer: the Temporal calls in these handlers are idempotent
             # (a deterministic workflow id started with REJECT_DUPLICATE; the workflow ignores
             # a second cancel signal), so a batch that rolls back after starting a workflow and
             # is settled again one by one has the same effects.
+            "approvals.requisitions": Subscription({
+                RequisitionSubmitted.ce_type: service.on_submitted,
+                RequisitionCancelled.ce_type: service.on_cancelled,
+            }),
         },
         on_start=[connect_temporal, service.bind, service.seed_policy, start_worker],
         on_stop=[stop_worker],
