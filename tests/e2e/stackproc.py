@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 from shared.devstack import REPO_ROOT as REPO  # noqa: F401 - re-exported for tests
 from shared.devstack import UpProcess, start_up
 
-__all__ = ["REPO", "UpProcess", "stack_dir", "start_up", "wait_ready"]
+__all__ = ["REPO", "UpProcess", "run_demo", "stack_dir", "start_up", "wait_ready"]
 
 
 def stack_dir(prefix: str = "p2p-stack-") -> Path:
@@ -22,3 +24,13 @@ def stack_dir(prefix: str = "p2p-stack-") -> Path:
 
 def wait_ready(up: UpProcess, timeout: float = 120) -> None:
     up.wait_ready(timeout)
+
+
+def run_demo(up: UpProcess, requisitions: int, seed: int) -> subprocess.CompletedProcess:
+    """`p2p demo` as a newcomer runs it, against this stack's ports (nothing else inherited)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("P2P_")}
+    env.update({f"P2P_{name.upper()}_PORT": str(port) for name, port in up.ports.items()})
+    return subprocess.run(
+        [sys.executable, "-m", "shared.cli.main", "demo", "--requisitions", str(requisitions),
+         "--seed", str(seed)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=240, check=False)

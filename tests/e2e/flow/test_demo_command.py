@@ -3,14 +3,11 @@ shows cleared invoices and resolved exceptions."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 
-from tests.e2e.stackproc import REPO
+from tests.e2e.stackproc import run_demo
 
 pytestmark = pytest.mark.e2e
 
@@ -22,11 +19,7 @@ def _row(output: str, label: str) -> str:
 
 
 def test_demo_runs_a_month_against_the_stack(stack, api):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("P2P_")}
-    env.update({f"P2P_{name.upper()}_PORT": str(port) for name, port in stack.ports.items()})
-    proc = subprocess.run(
-        [sys.executable, "-m", "shared.cli.main", "demo", "--requisitions", "10", "--seed", "7"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    proc = run_demo(stack, requisitions=10, seed=7)
     assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
     out = proc.stdout
     assert "demo complete" in proc.stderr

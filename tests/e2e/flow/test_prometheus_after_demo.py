@@ -4,13 +4,9 @@ with PromQL."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
-from tests.e2e.stackproc import REPO, stack_dir
+from tests.e2e.stackproc import run_demo, stack_dir
 from tests.integration.deploy.promstack import local_scrape_config, running_prometheus
 from tests.support.poll import wait_until
 
@@ -25,11 +21,7 @@ def test_touchless_rate_is_read_back_from_prometheus_after_a_demo(stack):
     with running_prometheus(config, stack_dir("p2p-prom-")) as prom:
         wait_until(lambda: len(prom.query("up == 1")) == len(SERVICES), 30, interval=0.5,
                    message="all four services scraped")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("P2P_")}
-        env.update({f"P2P_{name.upper()}_PORT": str(port) for name, port in stack.ports.items()})
-        demo = subprocess.run(
-            [sys.executable, "-m", "shared.cli.main", "demo", "--requisitions", "8", "--seed", "11"],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+        demo = run_demo(stack, requisitions=8, seed=11)
         assert demo.returncode == 0, f"{demo.stdout}\n{demo.stderr}"
 
         def scraped_outcomes() -> dict[str, float]:
